@@ -1,0 +1,1 @@
+"""Small cross-cutting helpers shared by every flow: errors, CLI exit codes, secrets, redaction."""
