@@ -1,0 +1,417 @@
+"""Ledger operations. Every method is one short transaction, safe from many threads and processes.
+
+Claims make overlapping runs safe (a scheduled run and a manual one, or two workers): a run
+claims an export with a compare-and-swap UPDATE before touching it, and renews the claim while it
+works. A claim is stale when its lease has expired, when it belongs to a dead process on this
+host (a killed run), or when it belongs to the same flow run id (a retry from the Prefect UI).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ledger.models import deliveries, exports, metadata, uploads
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone=True columns.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass(frozen=True)
+class ClaimOwner:
+    """Who holds a claim: host and pid find dead local holders, run_id lets a UI retry take over."""
+
+    host: str
+    pid: int
+    run_id: str
+
+    @classmethod
+    def current(cls, run_id: str | None = None) -> ClaimOwner:
+        return cls(socket.gethostname(), os.getpid(), run_id or f"local-{os.getpid()}")
+
+    def token(self) -> str:
+        return f"{self.host}|{self.pid}|{self.run_id}"
+
+    @classmethod
+    def parse(cls, token: str) -> ClaimOwner | None:
+        try:
+            host, pid, run_id = token.split("|", 2)
+            return cls(host, int(pid), run_id)
+        except ValueError:
+            return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    uid: str
+    product_key: str
+    status: str
+    file_name: str | None
+    source_name: str | None
+    size: int | None
+    sha256: str | None
+    attempts: int
+    last_error: str | None
+    listed_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    export_uid: str
+    destination: str
+    status: str
+    relative_path: str | None
+    final_path: str | None
+    size: int | None
+    sha256: str | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    id: int
+    source: str
+    name: str
+    sha256: str
+    size: int
+    product_type: str
+    status: str
+    encoura_file_id: str | None
+    error: str | None
+    archived_to: str | None
+
+
+def _row(cls: type, row: Any) -> Any:
+    data = {f: getattr(row, f) for f in cls.__dataclass_fields__}
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = _aware(value)
+    return cls(**data)
+
+
+class Ledger:
+    """Durable record of work; SQLite by default, any SQLAlchemy URL (PostgreSQL for shared deployments)."""
+
+    def __init__(self, url: str, *, claim_ttl: timedelta = timedelta(minutes=10)) -> None:
+        self.url = url
+        self.claim_ttl = claim_ttl
+        self.engine = self._make_engine(url)
+        metadata.create_all(self.engine)
+        self._heartbeat_stop: threading.Event | None = None
+
+    @staticmethod
+    def _make_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # WAL lets readers and one writer proceed together across processes; FULL sync = durable.
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                # Take the write lock up front so compare-and-swap claims cannot interleave.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+
+    def close(self) -> None:
+        self.stop_heartbeat()
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ claims
+    def _stale(self, holder: str | None, expires: datetime | None, me: ClaimOwner) -> bool:
+        if holder is None:
+            return True
+        if holder == me.token():
+            return True
+        if expires is not None and _aware(expires) < _now():
+            return True
+        owner = ClaimOwner.parse(holder)
+        if owner is None:
+            return True
+        if owner.run_id == me.run_id and not owner.run_id.startswith("local-"):
+            return True  # the same flow run, retried from the UI, after its first process died
+        return owner.host == me.host and not _pid_alive(owner.pid)
+
+    def _claim(self, table: Table, key_col: str, key: Any, me: ClaimOwner) -> bool:
+        key_column = table.c[key_col]
+        with self.engine.begin() as conn:
+            row = conn.execute(select(table.c.claimed_by, table.c.claim_expires_at).where(key_column == key)).first()
+            if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me):
+                return False
+            cond = table.c.claimed_by.is_(None) if row.claimed_by is None else table.c.claimed_by == row.claimed_by
+            result = conn.execute(
+                update(table)
+                .where(and_(key_column == key, cond))
+                .values(claimed_by=me.token(), claim_expires_at=_now() + self.claim_ttl)
+            )
+            return result.rowcount == 1
+
+    def claim_export(self, uid: str, me: ClaimOwner) -> bool:
+        """Take the export for this run; False when another live run is working on it."""
+        return self._claim(exports, "uid", uid, me)
+
+    def release_export(self, uid: str, me: ClaimOwner) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(exports)
+                .where(and_(exports.c.uid == uid, exports.c.claimed_by == me.token()))
+                .values(claimed_by=None, claim_expires_at=None)
+            )
+
+    def renew_claims(self, me: ClaimOwner) -> None:
+        expires = _now() + self.claim_ttl
+        with self.engine.begin() as conn:
+            for table in (exports, uploads):
+                conn.execute(update(table).where(table.c.claimed_by == me.token()).values(claim_expires_at=expires))
+
+    def start_heartbeat(self, me: ClaimOwner) -> None:
+        """Renew this run's claims in the background so long transfers keep them."""
+        if self._heartbeat_stop is not None:
+            return
+        stop = threading.Event()
+        self._heartbeat_stop = stop
+        interval = max(self.claim_ttl.total_seconds() / 3, 0.5)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.renew_claims(me)
+                except Exception:  # noqa: S112 - a missed beat only shortens the lease
+                    continue
+
+        threading.Thread(target=beat, name="ledger-heartbeat", daemon=True).start()
+
+    def stop_heartbeat(self) -> None:
+        if self._heartbeat_stop is not None:
+            self._heartbeat_stop.set()
+            self._heartbeat_stop = None
+
+    # ----------------------------------------------------------------- exports
+    def record_listed(self, listed: list[tuple[str, str]]) -> list[str]:
+        """Insert (uid, product_key) pairs not seen before; returns the new uids. Idempotent."""
+        new: list[str] = []
+        with self.engine.begin() as conn:
+            for uid, product_key in listed:
+                exists = conn.execute(select(exports.c.uid).where(exports.c.uid == uid)).first()
+                if exists:
+                    continue
+                conn.execute(
+                    insert(exports).values(
+                        uid=uid, product_key=product_key, status="listed", listed_at=_now(), attempts=0
+                    )
+                )
+                new.append(uid)
+        return new
+
+    def get_export(self, uid: str) -> ExportRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(exports).where(exports.c.uid == uid)).first()
+        return _row(ExportRow, row) if row else None
+
+    def pending_exports(self, product_keys: list[str] | None = None) -> list[ExportRow]:
+        """Listed or staged exports, oldest first: what this run (or a crashed one) still owes."""
+        query = select(exports).where(exports.c.status.in_(("listed", "staged"))).order_by(exports.c.listed_at)
+        if product_keys:
+            query = query.where(exports.c.product_key.in_(product_keys))
+        with self.engine.connect() as conn:
+            return [_row(ExportRow, r) for r in conn.execute(query)]
+
+    def all_exports(self) -> list[ExportRow]:
+        with self.engine.connect() as conn:
+            return [_row(ExportRow, r) for r in conn.execute(select(exports).order_by(exports.c.listed_at))]
+
+    def assign_file_name(self, uid: str, wanted: str, fallback: str) -> str:
+        """Give the export a file name no other export ever had; keep the one it already has."""
+        current = self.get_export(uid)
+        if current and current.file_name:
+            return current.file_name
+        for candidate in (wanted, fallback):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(exports).where(exports.c.uid == uid).values(file_name=candidate))
+                return candidate
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"export {uid}: could not assign a unique file name")
+
+    def mark_staged(self, uid: str, *, source_name: str, size: int, sha256: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(exports)
+                .where(exports.c.uid == uid)
+                .values(
+                    status="staged",
+                    source_name=source_name,
+                    size=size,
+                    sha256=sha256,
+                    staged_at=_now(),
+                    last_error=None,
+                )
+            )
+
+    def mark_export_error(self, uid: str, error: str, *, rejected: bool = False) -> None:
+        values: dict[str, Any] = {"last_error": error[:2000], "attempts": exports.c.attempts + 1}
+        if rejected:
+            values["status"] = "rejected"
+        with self.engine.begin() as conn:
+            conn.execute(update(exports).where(exports.c.uid == uid).values(**values))
+
+    def mark_export_delivered(self, uid: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(exports)
+                .where(exports.c.uid == uid)
+                .values(status="delivered", delivered_at=_now(), last_error=None)
+            )
+
+    def reset_for_redelivery(self, uid: str, product_key: str = "") -> None:
+        """--redeliver: make a delivered (or unknown) export pending again, for every destination."""
+        self.record_listed([(uid, product_key)])
+        with self.engine.begin() as conn:
+            conn.execute(update(exports).where(exports.c.uid == uid).values(status="listed", last_error=None))
+            conn.execute(
+                update(deliveries).where(deliveries.c.export_uid == uid).values(status="pending", last_error=None)
+            )
+
+    # -------------------------------------------------------------- deliveries
+    def ensure_deliveries(self, uid: str, destinations: list[str]) -> None:
+        with self.engine.begin() as conn:
+            have = {
+                r.destination
+                for r in conn.execute(select(deliveries.c.destination).where(deliveries.c.export_uid == uid))
+            }
+            for name in destinations:
+                if name not in have:
+                    conn.execute(
+                        insert(deliveries).values(export_uid=uid, destination=name, status="pending", attempts=0)
+                    )
+
+    def deliveries_for(self, uid: str) -> list[DeliveryRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries).where(deliveries.c.export_uid == uid).order_by(deliveries.c.destination)
+            )
+            return [_row(DeliveryRow, r) for r in rows]
+
+    def all_deliveries(self) -> list[DeliveryRow]:
+        with self.engine.connect() as conn:
+            return [_row(DeliveryRow, r) for r in conn.execute(select(deliveries))]
+
+    def mark_delivered(
+        self, uid: str, destination: str, *, relative_path: str, final_path: str, size: int, sha256: str | None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(and_(deliveries.c.export_uid == uid, deliveries.c.destination == destination))
+                .values(
+                    status="delivered",
+                    relative_path=relative_path,
+                    final_path=final_path,
+                    size=size,
+                    sha256=sha256,
+                    delivered_at=_now(),
+                    last_error=None,
+                    attempts=deliveries.c.attempts + 1,
+                )
+            )
+
+    def mark_delivery_failed(self, uid: str, destination: str, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(and_(deliveries.c.export_uid == uid, deliveries.c.destination == destination))
+                .values(status="failed", last_error=error[:2000], attempts=deliveries.c.attempts + 1)
+            )
+
+    # ----------------------------------------------------------------- uploads
+    def find_upload(self, *, sha256: str, name: str, product_type: str) -> UploadRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(uploads).where(
+                    and_(uploads.c.sha256 == sha256, uploads.c.name == name, uploads.c.product_type == product_type)
+                )
+            ).first()
+        return _row(UploadRow, row) if row else None
+
+    def claim_upload(
+        self, *, source: str, name: str, sha256: str, size: int, product_type: str, me: ClaimOwner
+    ) -> UploadRow | None:
+        """Create or take the upload record for this content; None when another live run holds it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(uploads).values(
+                        source=source,
+                        name=name,
+                        sha256=sha256,
+                        size=size,
+                        product_type=product_type,
+                        status="new",
+                        created_at=_now(),
+                        updated_at=_now(),
+                    )
+                )
+        except IntegrityError:
+            pass
+        row = self.find_upload(sha256=sha256, name=name, product_type=product_type)
+        if row is None or not self._claim(uploads, "id", row.id, me):
+            return None
+        return self.find_upload(sha256=sha256, name=name, product_type=product_type)
+
+    def update_upload(self, upload_id: int, **values: Any) -> None:
+        allowed = {"status", "encoura_file_id", "error", "archived_to", "source"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown upload fields: {sorted(unknown)}")
+        with self.engine.begin() as conn:
+            conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now(), **values))
+
+    def release_upload(self, upload_id: int, me: ClaimOwner) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(uploads)
+                .where(and_(uploads.c.id == upload_id, uploads.c.claimed_by == me.token()))
+                .values(claimed_by=None, claim_expires_at=None)
+            )
+
+    def unfinished_uploads(self) -> list[UploadRow]:
+        """Uploads sent to Encoura but not yet confirmed and archived: a re-run resumes polling these."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(uploads).where(or_(uploads.c.status.notin_(("archived", "rejected")))))
+            return [_row(UploadRow, r) for r in rows]
