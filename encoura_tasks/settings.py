@@ -1,0 +1,129 @@
+"""Encoura connection settings (ENCOURA_*): a public contract that users' deployments rely on."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from common.errors import ConfigError
+from common.settings_errors import config_error_from_validation
+
+PRODUCT_KEYS = (
+    "aos",
+    "prospect",
+    "affinity",
+    "ematch",
+    "score-reporter",
+    "declared",
+    "inquiry",
+    "enrollment-marketing",
+)
+DEFAULT_BASE_URL = "https://api-datalab.encoura.org/v1"
+CONFIG_FILE_ENV = "ENCOURA_SLATE_CONFIG"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_list(value: object) -> object:
+    """Accept a JSON list or a comma separated string, as users write both in .env files."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class TomlFileSettings(BaseSettings):
+    """Base that adds an optional TOML config file (named by ENCOURA_SLATE_CONFIG) below env and .env."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ConfigError(f"{CONFIG_FILE_ENV}: config file {path} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return (*sources, file_secret_settings)
+
+
+class EncouraSettings(TomlFileSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENCOURA_", env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False
+    )
+
+    api_key: SecretStr
+    username: SecretStr
+    password: SecretStr
+    organization_uid: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    auth_scheme: Literal["Bearer", "JWT"] = "Bearer"
+    product_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(PRODUCT_KEYS))
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+
+    @field_validator("product_keys", mode="before")
+    @classmethod
+    def _split_product_keys(cls, value: object) -> object:
+        return split_list(value)
+
+    @field_validator("product_keys")
+    @classmethod
+    def _known_product_keys(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in PRODUCT_KEYS]
+        if unknown:
+            raise ValueError(f"unknown product key(s) {unknown}; known: {', '.join(PRODUCT_KEYS)}")
+        return value or list(PRODUCT_KEYS)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must use https (plain http is only allowed for a sandbox on loopback)")
+        return value.rstrip("/")
+
+    @field_validator("organization_uid")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+def load_encoura_settings(**overrides: object) -> EncouraSettings:
+    try:
+        return EncouraSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise config_error_from_validation(exc, env_prefix="ENCOURA_") from None
