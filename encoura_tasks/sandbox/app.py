@@ -1,0 +1,27 @@
+"""Assemble the sandbox's ASGI app from its three faces: /v1 API, /_s3 storage, /_sandbox control."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from encoura_tasks.sandbox.admin import admin_router
+from encoura_tasks.sandbox.api import api_router
+from encoura_tasks.sandbox.errors import ApiError, S3Error
+from encoura_tasks.sandbox.s3 import s3_router
+from encoura_tasks.sandbox.state import SandboxState
+
+
+def build_app(state: SandboxState) -> FastAPI:
+    app = FastAPI(title="Encoura Data Lab API sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError | S3Error)
+        return exc.response()
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(S3Error, api_error)
+    app.include_router(api_router(state))
+    app.include_router(s3_router(state))
+    app.include_router(admin_router(state))
+    return app

@@ -1,0 +1,107 @@
+"""The S3 side: one-time presigned export downloads and the presigned-POST upload bucket.
+
+Never subject to `fail_rate` (that models the API); it has its own faults: truncated bodies
+and slow responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from email.utils import formatdate
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from encoura_tasks.sandbox.multipart import MultipartError, parse_form
+from encoura_tasks.sandbox.state import UPLOAD_BUCKET, SandboxState
+
+CHUNK = 64 * 1024
+_TRUNCATION_LOG = "ASGI callable returned without completing response."
+
+
+class _ExpectedTruncation(logging.Filter):
+    """uvicorn logs an ERROR when a response stops short; for a truncation we injected, that is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _TRUNCATION_LOG
+
+
+def quiet_truncation_errors() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _ExpectedTruncation) for f in logger.filters):
+        logger.addFilter(_ExpectedTruncation())
+
+
+class ObjectResponse(Response):
+    """Streams an object with its full Content-Length; if `truncate`, stops halfway and drops the connection.
+
+    Returning from an ASGI app before the body is complete makes uvicorn close the socket, which is
+    what a client sees when S3 or the network drops a download.
+    """
+
+    def __init__(self, data: bytes, *, truncate: bool, chunk_delay: float) -> None:
+        super().__init__(status_code=200)
+        self.data = data
+        self.truncate = truncate
+        self.chunk_delay = chunk_delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        data = memoryview(self.data)
+        headers = [
+            (b"content-length", str(len(data)).encode()),
+            (b"content-type", b"binary/octet-stream"),
+            (b"etag", f'"{hashlib.md5(self.data, usedforsecurity=False).hexdigest()}"'.encode()),
+            (b"last-modified", formatdate(usegmt=True).encode()),
+            (b"accept-ranges", b"bytes"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        limit = len(data) // 2 if self.truncate else len(data)
+        for start in range(0, limit, CHUNK):
+            if start and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": bytes(data[start : min(start + CHUNK, limit)]),
+                    "more_body": True,
+                }
+            )
+        if not self.truncate:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def s3_router(state: SandboxState) -> APIRouter:
+    router = APIRouter(prefix="/_s3")
+
+    async def pause() -> None:
+        delay = state.draw_delay()
+        if delay:
+            await asyncio.sleep(delay)
+
+    @router.get("/{bucket}/{key:path}")
+    async def get_object(bucket: str, key: str, request: Request) -> Response:
+        state.count("s3_get")
+        state.reject_api_headers(dict(request.headers))
+        await pause()
+        record = state.redeem_download(
+            bucket, key, request.query_params.get("Signature"), request.query_params.get("Expires")
+        )
+        truncate = len(record.content) > 1 and state.draw_truncate(record.uid)
+        return ObjectResponse(record.content, truncate=truncate, chunk_delay=state.config.s3_chunk_delay_seconds)
+
+    @router.post(f"/{UPLOAD_BUCKET}")
+    async def post_object(request: Request) -> Response:
+        state.count("s3_upload")
+        state.reject_api_headers(dict(request.headers))
+        await pause()
+        try:
+            parts = parse_form(await request.body(), request.headers.get("content-type"))
+        except MultipartError as exc:
+            raise state.s3_reject(400, "MalformedPOSTRequest", str(exc)) from None
+        state.receive_upload(parts)
+        return Response(status_code=204)
+
+    return router
