@@ -25,6 +25,13 @@ class ExportListing(BaseModel):
     product_key: str = Field(default="", alias="productKey")
     status: str | None = None
     quantity: int | None = None
+    date: int | float | None = None
+    created: dict[str, Any] | None = None
+
+    def created_ms(self) -> float | None:
+        """Creation time in epoch milliseconds, from `created.createdAt` or `date`, when present."""
+        value = (self.created or {}).get("createdAt", self.date)
+        return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass

@@ -56,7 +56,7 @@ def fallback_stem(uid: str) -> str:
 def unique_variant(name: str, uid: str) -> str:
     """`Prospects.csv` -> `Prospects_<uid8>.csv`: the name a second export with the same name gets."""
     path = PurePosixPath(name)
-    tag = _clean(uid)[:12] or "x"
+    tag = _clean(uid)[:8] or "x"
     suffix = path.suffix if len(path.suffix) <= 10 else ""
     stem = name[: len(name) - len(suffix)] if suffix else name
     return _truncate(f"{stem[: MAX_NAME_BYTES - len(suffix) - len(tag) - 1]}_{tag}{suffix}")

@@ -74,3 +74,14 @@ uploads = Table(
     Column("claim_expires_at", DateTime(timezone=True)),
     UniqueConstraint("sha256", "name", "product_type", name="uq_upload_content"),
 )
+
+# Listing journal: a listing consumes exports at Encoura, so an interrupted one (crash between the
+# answer and our insert) must be detectable; the next run then recovers from status=Delivered.
+listings = Table(
+    "listings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("product_key", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)

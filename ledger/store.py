@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.models import deliveries, exports, metadata, uploads
+from ledger.models import deliveries, exports, listings, metadata, uploads
 
 
 def _now() -> datetime:
@@ -220,6 +220,39 @@ class Ledger:
         if self._heartbeat_stop is not None:
             self._heartbeat_stop.set()
             self._heartbeat_stop = None
+
+    # ---------------------------------------------------------------- listings
+    def listing_started(self, product_key: str) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(listings).values(product_key=product_key, started_at=_now()))
+            return int(result.inserted_primary_key[0])
+
+    def listing_finished(self, listing_id: int) -> None:
+        """Close the journal entry and any older interrupted ones for the same product (now recovered)."""
+        with self.engine.begin() as conn:
+            key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
+            conn.execute(
+                update(listings)
+                .where(
+                    and_(listings.c.product_key == key, listings.c.finished_at.is_(None), listings.c.id <= listing_id)
+                )
+                .values(finished_at=_now())
+            )
+
+    def interrupted_listing(self, product_key: str) -> bool:
+        """True when an earlier listing of this product never recorded its answer (a killed run)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(listings.c.id).where(
+                    and_(listings.c.product_key == product_key, listings.c.finished_at.is_(None))
+                )
+            ).first()
+        return row is not None
+
+    def first_listing_at(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(listings.c.started_at).order_by(listings.c.id).limit(1)).scalar()
+        return _aware(value)
 
     # ----------------------------------------------------------------- exports
     def record_listed(self, listed: list[tuple[str, str]]) -> list[str]:

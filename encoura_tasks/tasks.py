@@ -1,0 +1,142 @@
+"""Prefect tasks for the Encoura export: log in, list (and record at once), deliver one export.
+
+Tasks take ids plus the run's `ExportRuntime` (an opaque object, never hashed: NO_CACHE) and
+rely on the ledger, not on Prefect result persistence, for idempotency; so a flow retried from
+the UI re-runs them safely and finishes only what is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from common.errors import ConfigError
+from encoura_tasks import export_steps
+from encoura_tasks.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
+from encoura_tasks.export_steps import ExportOutcome, ExportRuntime
+
+
+@dataclass
+class ListingOutcome:
+    product_key: str
+    new_uids: list[str] = field(default_factory=list)
+    listed: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _retry_transient(task: object, task_run: object, state: object) -> bool:
+    """Prefect retry condition: only what a fresh attempt (and a fresh one-time URL) can fix."""
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except (EncouraAuthError, ExportRejected, ConfigError):
+        return False
+    except (DownloadError, EncouraResponseError, EncouraError, OSError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="encoura-login", cache_policy=NO_CACHE)
+def login(rt: ExportRuntime) -> list[str]:
+    """Log in once up front: wrong credentials stop the run with one clear error and one attempt."""
+    orgs = rt.client.login()
+    org = rt.client.auth.organization
+    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
+    return [o.uid for o in orgs]
+
+
+def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:
+    """An earlier run died between Encoura's answer and our insert: those exports now show as
+    Delivered. Record the ones we never saw, limited to exports created since we started listing."""
+    first = rt.ledger.first_listing_at()
+    cutoff = (first - timedelta(days=1)) if first else None
+    result = rt.client.list_exports(product_key, status="Delivered")
+    wanted: list[tuple[str, str]] = []
+    for export in result.exports:
+        created = export.created_ms()
+        if cutoff is not None and created is not None and created < cutoff.timestamp() * 1000:
+            continue
+        wanted.append((export.uid, export.product_key or product_key))
+    return rt.ledger.record_listed(wanted)
+
+
+@task(name="list-exports", cache_policy=NO_CACHE)
+def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
+    """List NotDelivered exports and record them in the same breath: listing consumes them."""
+    logger = get_run_logger()
+    outcome = ListingOutcome(product_key=product_key)
+    try:
+        if rt.ledger.interrupted_listing(product_key):
+            recovered = _recover_interrupted(rt, product_key)
+            if recovered:
+                logger.warning("Recovered %d %s export(s) listed by an interrupted run", len(recovered), product_key)
+            outcome.new_uids.extend(recovered)
+        journal = rt.ledger.listing_started(product_key)
+        try:
+            result = rt.client.list_exports(product_key, status="NotDelivered")
+        except EncouraResponseError:
+            raise  # the answer may have consumed exports: leave the journal open for recovery
+        except EncouraError:
+            rt.ledger.listing_finished(journal)  # an error status consumed nothing
+            raise
+        outcome.new_uids.extend(
+            rt.ledger.record_listed([(e.uid, e.product_key or product_key) for e in result.exports])
+        )
+        rt.ledger.listing_finished(journal)
+    except EncouraAuthError:
+        raise
+    except EncouraError as exc:
+        outcome.error = str(exc)
+        logger.error("%s", exc)
+        return outcome
+    outcome.listed = len(result.exports)
+    outcome.problems = result.problems
+    for problem in result.problems:
+        logger.error("%s", problem)
+    logger.info("%s: %d new export(s) listed", product_key, outcome.listed)
+    return outcome
+
+
+@task(name="deliver-export", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient, task_run_name="deliver-{uid}")
+def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
+    """Stage one export (fresh URL, bounded-memory download) and publish it to every destination."""
+    logger = get_run_logger()
+    row = rt.ledger.get_export(uid)
+    outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
+    if not rt.ledger.claim_export(uid, rt.owner):
+        outcome.status = "skipped"
+        outcome.error = "another run is delivering this export right now"
+        logger.info("Export %s is being delivered by another run; leaving it to that run", uid)
+        return outcome
+    try:
+        try:
+            row = export_steps.stage(rt, uid)
+        except ExportRejected as exc:
+            outcome.status, outcome.error = "rejected", str(exc)
+            logger.error("%s", exc)
+            return outcome
+        except EncouraError as exc:
+            rt.ledger.mark_export_error(uid, str(exc))
+            raise
+        outcome.file_name, outcome.size, outcome.sha256 = row.file_name or "", row.size, row.sha256
+        receipts, failures = export_steps.publish_everywhere(rt, row)
+        for name, receipt in receipts.items():
+            outcome.deliveries[name] = receipt.final_path
+        for name, error in failures.items():
+            outcome.deliveries[name] = f"FAILED: {error}"
+        if export_steps.finalize(rt, row):
+            outcome.status = "delivered"
+            for delivery in rt.ledger.deliveries_for(uid):
+                outcome.deliveries.setdefault(delivery.destination, delivery.final_path or "")
+        else:
+            outcome.status = "failed"
+            outcome.error = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())) or "not delivered everywhere"
+        return outcome
+    finally:
+        rt.ledger.release_export(uid, rt.owner)

@@ -1,0 +1,1 @@
+"""Prefect flows, one module each, runnable as `python -m flows.<name>`."""

@@ -1,0 +1,230 @@
+"""Encoura -> Slate (and any other destination): list, record, stage, publish, report. Exactly once.
+
+python -m flows.encoura_export [--sandbox] [--product-key K ...] [--dry-run] [--redeliver UID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from common import exit_codes
+from common.cli import run_cli
+from common.errors import ConfigError
+from destinations import Destination, DestinationUnavailable, open_destination
+from encoura_tasks.client import EncouraClient
+from encoura_tasks.export_steps import ExportOutcome, ExportRuntime, clean_delivered_staging
+from encoura_tasks.settings import PRODUCT_KEYS
+from encoura_tasks.tasks import deliver_export, list_and_record, login
+from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
+from flows.settings import load_export_settings
+from ledger import ClaimOwner, Ledger
+
+
+def _flow_run_id() -> str | None:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+@contextlib.contextmanager
+def export_runtime() -> Iterator[ExportRuntime]:
+    encoura_settings, run_settings = load_export_settings()
+    run_settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
+    owner = ClaimOwner.current(_flow_run_id())
+    destinations: dict[str, Destination] = {}
+    client = EncouraClient(encoura_settings)
+    try:
+        for name, config in sorted(run_settings.destinations.items()):
+            destinations[name] = open_destination(name, config)
+        rt = ExportRuntime(
+            client=client,
+            ledger=ledger,
+            destinations=destinations,
+            staging_dir=run_settings.staging_dir,
+            owner=owner,
+        )
+        rt.settings = run_settings  # type: ignore[attr-defined]
+        ledger.start_heartbeat(owner)
+        yield rt
+    finally:
+        for dest in destinations.values():
+            with contextlib.suppress(Exception):
+                dest.close()
+        client.close()
+        ledger.close()
+
+
+def _sweep(rt: ExportRuntime) -> None:
+    """Remove temp files left by killed runs; a destination that cannot even be reached is noted once."""
+    logger = get_run_logger()
+    for name, dest in rt.destinations.items():
+        try:
+            removed = dest.sweep()
+        except DestinationUnavailable as exc:
+            rt.unavailable[name] = str(exc)
+            logger.error("Destination %s is unavailable: %s", name, exc)
+            continue
+        if removed:
+            logger.warning(
+                "Destination %s: removed %d temporary file(s) left by an interrupted run", name, len(removed)
+            )
+    clean_delivered_staging(rt)
+
+
+@flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def encoura_export(
+    product_keys: list[str] | None = None,
+    dry_run: bool = False,
+    redeliver: list[str] | None = None,
+):
+    """Deliver every new Encoura export to every configured destination, exactly once."""
+    logger = get_run_logger()
+    unknown = [k for k in product_keys or [] if k not in PRODUCT_KEYS]
+    if unknown:
+        raise ConfigError(f"--product-key: unknown product key(s) {unknown}; known: {', '.join(PRODUCT_KEYS)}")
+    with export_runtime() as rt:
+        keys = product_keys or rt.client.settings.product_keys
+        settings = rt.settings  # type: ignore[attr-defined]
+        login(rt)
+        _sweep(rt)
+        for uid in redeliver or []:
+            rt.ledger.reset_for_redelivery(uid)
+            logger.info("Export %s will be fetched and delivered again", uid)
+
+        problems: list[str] = []
+        for key in keys:
+            listing = list_and_record(rt, key)
+            problems.extend(listing.problems)
+            if listing.error:
+                problems.append(listing.error)
+
+        pending = rt.ledger.pending_exports(None if redeliver else keys)
+        if redeliver:
+            pending = [p for p in pending if p.product_key in keys or p.uid in redeliver]
+        outcomes: list[ExportOutcome] = []
+        if dry_run:
+            outcomes = [ExportOutcome(uid=p.uid, product_key=p.product_key, status="would deliver") for p in pending]
+        else:
+            progress = Progress(len(pending), f"Delivering {len(pending)} export(s)")
+            task = deliver_export.with_options(
+                retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
+            )
+            futures = {task.submit(rt, p.uid): p for p in pending}
+            for future in as_completed(list(futures)):
+                row = futures[future]
+                try:
+                    outcomes.append(future.result())
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    outcomes.append(
+                        ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)
+                    )
+                progress.advance()
+
+        publish_export_report(outcomes, problems, dry_run=dry_run)
+        failed = [o for o in outcomes if o.status in ("failed", "rejected")]
+        delivered = sum(o.status == "delivered" for o in outcomes)
+        report = {
+            "exports": outcome_rows(outcomes),
+            "problems": problems,
+            "destinations": {name: dest.describe() for name, dest in rt.destinations.items()},
+            "summary_line": (
+                f"{delivered} delivered, {len(failed)} failed, {len(problems)} listing problem(s)"
+                + (" (dry run: nothing downloaded or delivered)" if dry_run else "")
+            ),
+        }
+        logger.info("%s", report["summary_line"])
+        if failed or problems:
+            return Failed(message=report["summary_line"], data=report)
+        return Completed(message=report["summary_line"], data=report)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.encoura_export",
+        description="Deliver new Encoura exports to every configured destination (Slate SFTP, shares, S3).",
+    )
+    parser.add_argument("--sandbox", action="store_true", help="run against the built-in Encoura sandbox")
+    parser.add_argument(
+        "--product-key",
+        action="append",
+        dest="product_keys",
+        choices=PRODUCT_KEYS,
+        help="only this product (repeatable); default: ENCOURA_PRODUCT_KEYS",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list and report only; listed exports are still recorded (listing consumes them)",
+    )
+    parser.add_argument(
+        "--redeliver",
+        action="append",
+        metavar="UID",
+        default=None,
+        help="fetch an already delivered export again and deliver it (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def sandbox_environment() -> Iterator[None]:
+    """Start the built-in sandbox and point the flow at it; default to a local demo folder."""
+    from encoura_tasks.sandbox import SandboxServer
+
+    with SandboxServer(seed_samples=True) as sandbox:
+        env = dict(sandbox.env())
+        if not any(k.upper().startswith("DESTINATIONS__") for k in os.environ):
+            out = Path("demo-output/slate-incoming").resolve()
+            env["DESTINATIONS__DEMO__URL"] = out.as_uri()
+            env["DESTINATIONS__DEMO__PATH_TEMPLATE"] = "{product_key}/{filename}"
+        env.setdefault("STATE_DIR", os.environ.get("STATE_DIR", str(Path(".state/sandbox"))))
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        print(f"Sandbox Encoura API at {sandbox.base_url} (fake credentials, loopback only)")
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
+        _, run_settings = load_export_settings()  # fail fast: no Prefect server, no network on bad settings
+        for name, config in sorted(run_settings.destinations.items()):
+            print(f"Destination {name}: {open_destination(name, config).describe()}")
+        state = encoura_export(
+            product_keys=args.product_keys, dry_run=args.dry_run, redeliver=args.redeliver, return_state=True
+        )
+        report = state.result(raise_on_failure=False)
+        if isinstance(report, ConfigError):
+            raise report
+        if isinstance(report, dict):
+            print_console_report(report)
+        elif isinstance(report, BaseException):
+            print(f"Run failed: {type(report).__name__}: {report}", file=sys.stderr)
+        return exit_codes.OK if state.is_completed() else exit_codes.WORK_FAILED
+
+
+if __name__ == "__main__":
+    run_cli(main)

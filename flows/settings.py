@@ -1,0 +1,76 @@
+"""Run settings shared by the flows: where files go (DESTINATIONS__*), where state lives, how hard to push."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from common.errors import ConfigError, merge_config_errors
+from common.settings_errors import config_error_from_validation
+from destinations.config import DestinationConfig
+from encoura_tasks.settings import EncouraSettings, TomlFileSettings, load_encoura_settings
+
+
+class RunSettings(TomlFileSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False)
+
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    state_dir: Path = Path(".state")
+    ledger_url: str | None = None
+    max_parallel_files: int = Field(default=8, ge=1, le=64)
+    task_retries: int = Field(default=3, ge=0, le=10)
+    task_retry_delay_seconds: float = Field(default=10.0, ge=0)
+    claim_ttl_seconds: float = Field(default=600.0, gt=0)
+
+    @field_validator("destinations")
+    @classmethod
+    def _names(cls, value: dict[str, DestinationConfig]) -> dict[str, DestinationConfig]:
+        for name in value:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"destination name {name!r} must be letters, digits, '-' or '_'")
+        return value
+
+    @property
+    def resolved_ledger_url(self) -> str:
+        if self.ledger_url:
+            return self.ledger_url
+        return f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.state_dir / "staging"
+
+
+def load_run_settings(**overrides: object) -> RunSettings:
+    try:
+        return RunSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise config_error_from_validation(exc) from None
+
+
+def load_export_settings(*, require_destinations: bool = True) -> tuple[EncouraSettings, RunSettings]:
+    """Both groups at once, so one message lists every problem before anything touches the network."""
+    errors: list[ConfigError] = []
+    encoura = run = None
+    try:
+        encoura = load_encoura_settings()
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        run = load_run_settings()
+    except ConfigError as exc:
+        errors.append(exc)
+    if run is not None and require_destinations and not run.destinations:
+        errors.append(
+            ConfigError(
+                "DESTINATIONS__<NAME>__URL: no destination is configured; set at least one, e.g. "
+                "DESTINATIONS__SLATE__URL=sftp://user@ft.technolutions.net/incoming/Encoura"
+            )
+        )
+    merged = merge_config_errors(errors)
+    if merged:
+        raise merged
+    assert encoura is not None and run is not None
+    return encoura, run
