@@ -1,0 +1,72 @@
+"""The parts of Canvas's SisImport object this project reads; unknown fields are kept, not rejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RUNNING_STATES = frozenset({"initializing", "created", "importing", "cleanup_batch", "restoring"})
+SUCCESS_STATES = frozenset({"imported"})
+WARNING_STATES = frozenset({"imported_with_messages"})
+FAILED_STATES = frozenset({"failed", "failed_with_messages", "aborted"})
+# States reached by a restore, which this flow never starts; seeing one means someone else acted.
+RESTORE_STATES = frozenset({"partially_restored", "restored"})
+TERMINAL_STATES = SUCCESS_STATES | WARNING_STATES | FAILED_STATES | RESTORE_STATES
+
+
+class SisImport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    workflow_state: str
+    progress: float | None = None
+    created_at: str | None = None
+    ended_at: str | None = None
+    data: dict[str, Any] | None = None
+    processing_warnings: list[list[str]] | None = None
+    processing_errors: list[list[str]] | None = None
+    errors_attachment: dict[str, Any] | None = None
+    statistics: dict[str, Any] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.workflow_state in TERMINAL_STATES
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = (self.data or {}).get("counts") or {}
+        return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float))}
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        return [_pair(p) for p in self.processing_warnings or []]
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        return [_pair(p) for p in self.processing_errors or []]
+
+    @property
+    def errors_attachment_url(self) -> str | None:
+        url = (self.errors_attachment or {}).get("url")
+        return str(url) if url else None
+
+
+def _pair(item: list[str]) -> tuple[str, str]:
+    if len(item) >= 2:
+        return str(item[0]), str(item[1])
+    return "", str(item[0]) if item else ""
+
+
+class Outcome(BaseModel):
+    """How a run ended, in terms a scheduler and a person can both act on."""
+
+    import_id: int | None = None
+    workflow_state: str | None = None
+    status: str = Field(description="imported | imported_with_warnings | failed | still_running | submitted")
+    exit_code: int
+    message: str
+    errors_csv: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    warnings: int = 0
+    errors: int = 0

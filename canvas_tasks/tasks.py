@@ -1,0 +1,196 @@
+"""Prefect tasks for one SIS import: package, submit, watch, report.
+
+Only `package` is safe to repeat. `submit` has no Prefect retries on purpose: a repeated upload is a
+second import. HTTP-level retries that are provably safe happen inside the transport instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NONE
+
+from canvas_tasks.client import CanvasSisClient
+from canvas_tasks.errors import CanvasAPIError, SubmitOutcomeUnknown
+from canvas_tasks.models import Outcome, SisImport
+from canvas_tasks.options import ImportOptions
+from canvas_tasks.packaging import Package, package_input
+from canvas_tasks.report import counts_table, messages_table, summary_markdown
+from canvas_tasks.settings import CanvasSettings, load_canvas_settings
+from canvas_tasks.transport import RetryPolicy
+from canvas_tasks.watch import describe_progress, outcome_for, watch_until_done
+from common.redaction import redact_url
+
+ARTIFACT_PREFIX = "canvas-sis-import"
+
+
+def make_client(settings: CanvasSettings) -> CanvasSisClient:
+    return CanvasSisClient(
+        settings.base_url,
+        settings.account_id,
+        settings.token,
+        retry=RetryPolicy(attempts=settings.retry_attempts, backoff=settings.retry_backoff),
+    )
+
+
+def run_dir(settings: CanvasSettings, import_id: int) -> Path:
+    return settings.state_dir / "canvas" / str(import_id)
+
+
+@task(name="package-sis-input", cache_policy=NONE)
+def package_task(source: str, extension: str | None = None) -> Package:
+    settings = load_canvas_settings()
+    staging = settings.state_dir / "canvas" / "staging" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    package = package_input(source, staging, extension=extension)
+    assert package is not None  # only a dry run returns None
+    get_run_logger().info(
+        "Prepared %s as %s (%d bytes%s)",
+        package.source,
+        package.filename,
+        package.size,
+        f"; {', '.join(package.members)}" if package.members else "",
+    )
+    return package
+
+
+@task(name="submit-sis-import", retries=0, cache_policy=NONE)
+def submit_task(package: Package, options: ImportOptions) -> SisImport:
+    logger = get_run_logger()
+    settings = load_canvas_settings()
+    started = datetime.now(UTC) - timedelta(minutes=2)  # margin for clock skew with Canvas
+    with make_client(settings) as client:
+        try:
+            imp = client.submit(
+                package.path, package.filename, package.content_type, options.form_fields(package.extension)
+            )
+        except SubmitOutcomeUnknown as exc:
+            raise CanvasAPIError(f"{exc}. {_landed_hint(client, started)}") from None
+        finally:
+            if package.staged:  # our own copy; the user's input is never touched
+                package.path.unlink(missing_ok=True)
+    logger.info("Submitted %s: import id %d (%s)", package.filename, imp.id, imp.workflow_state)
+    return imp
+
+
+def _landed_hint(client: CanvasSisClient, since: datetime) -> str:
+    """Tell the user which imports appeared meanwhile, so they can check before submitting again."""
+    try:
+        recent = client.list_created_since(since)
+    except Exception as exc:  # the hint is best effort; the original failure is what matters
+        return f"Could not list recent imports ({type(exc).__name__}); check Canvas before re-running."
+    if not recent:
+        return "No new import is visible on the account; re-running is likely safe."
+    ids = ", ".join(f"{i.id} ({i.workflow_state})" for i in recent)
+    return f"Imports created since the upload started: {ids}. Check them before re-running to avoid a double import."
+
+
+@task(name="watch-sis-import", cache_policy=NONE)
+def watch_task(
+    import_id: int, poll_interval: float, timeout: float, abort_on_timeout: bool
+) -> tuple[SisImport, bool, bool]:
+    """Returns (final import, timed_out, aborted_after_timeout)."""
+    logger = get_run_logger()
+    settings = load_canvas_settings()
+    artifact_id = create_progress_artifact(
+        progress=0.0, key=f"{ARTIFACT_PREFIX}-progress", description=f"Import {import_id}: submitted"
+    )
+    last_line: list[str] = []
+
+    def on_update(imp: SisImport) -> None:
+        line = describe_progress(imp)
+        if not last_line or last_line[0] != line:
+            logger.info(line)
+            last_line[:] = [line]
+        update_progress_artifact(artifact_id=artifact_id, progress=float(imp.progress or 0.0), description=line)
+
+    with make_client(settings) as client:
+        imp, timed_out = watch_until_done(
+            lambda: client.get_import(import_id), poll_interval=poll_interval, timeout=timeout, on_update=on_update
+        )
+        aborted = False
+        if timed_out and abort_on_timeout:
+            logger.warning(
+                "Import %d still %s after %.0fs; aborting (--abort-on-timeout)", imp.id, imp.workflow_state, timeout
+            )
+            imp = client.abort(import_id)
+            aborted = True
+    return imp, timed_out, aborted
+
+
+@task(name="report-sis-import", cache_policy=NONE)
+def report_task(
+    imp: SisImport,
+    package: Package,
+    options: ImportOptions,
+    timed_out: bool,
+    aborted: bool,
+    fail_on_warnings: bool,
+) -> Outcome:
+    logger = get_run_logger()
+    settings = load_canvas_settings()
+    errors_csv: str | None = None
+    url = imp.errors_attachment_url
+    if url:
+        dest = run_dir(settings, imp.id) / "errors.csv"
+        try:
+            with make_client(settings) as client:
+                client.download(url, dest)
+            errors_csv = str(dest)
+            logger.info("Full errors CSV for import %d saved to %s", imp.id, dest)
+        except CanvasAPIError as exc:
+            logger.warning("Could not download the errors CSV from %s: %s", redact_url(url), exc)
+    outcome = outcome_for(
+        imp,
+        timed_out=timed_out,
+        fail_on_warnings=fail_on_warnings,
+        aborted_after_timeout=aborted,
+        errors_csv=errors_csv,
+    )
+    if imp.counts:
+        create_table_artifact(
+            table=counts_table(imp),
+            key=f"{ARTIFACT_PREFIX}-counts",
+            description=f"Rows processed per object type, import {imp.id}",
+        )
+    messages = messages_table(imp)
+    if messages:
+        create_table_artifact(
+            table=messages,
+            key=f"{ARTIFACT_PREFIX}-messages",
+            description=f"processing_errors and processing_warnings of import {imp.id} (Canvas shows at most 24)",
+        )
+    create_markdown_artifact(
+        markdown=summary_markdown(outcome, imp, package, options),
+        key=f"{ARTIFACT_PREFIX}-summary",
+        description=f"Canvas SIS import {imp.id}: {outcome.status}",
+    )
+    for file, message in imp.errors:
+        logger.warning("Canvas error: %s: %s", file, message)
+    for file, message in imp.warnings:
+        logger.info("Canvas warning: %s: %s", file, message)
+    return outcome
+
+
+@task(name="report-submitted", cache_policy=NONE)
+def report_submitted_task(imp: SisImport, package: Package, options: ImportOptions) -> Outcome:
+    outcome = Outcome(
+        import_id=imp.id,
+        workflow_state=imp.workflow_state,
+        status="submitted",
+        exit_code=0,
+        message=f"submitted import {imp.id}; not watching (--no-watch)",
+    )
+    create_markdown_artifact(
+        markdown=summary_markdown(outcome, imp, package, options),
+        key=f"{ARTIFACT_PREFIX}-summary",
+        description=f"Canvas SIS import {imp.id}: submitted",
+    )
+    return outcome

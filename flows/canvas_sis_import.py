@@ -1,0 +1,254 @@
+"""Canvas SIS import: file or folder -> (zip) -> validate options -> submit -> watch -> report.
+
+    python -m flows.canvas_sis_import PATH_OR_URL [options]     (see docs/canvas.md)
+
+Exit codes: 0 imported (warnings allowed unless --fail-on-warnings) or submitted with --no-watch;
+1 the import failed, was aborted, or is still running when the watch timed out; 2 settings, options
+or input are wrong and nothing was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prefect import flow
+from prefect.states import Failed, State
+
+from canvas_tasks.models import Outcome
+from canvas_tasks.options import ImportOptions, build_options, flag
+from canvas_tasks.packaging import package_input
+from canvas_tasks.settings import load_canvas_settings
+from canvas_tasks.tasks import package_task, report_submitted_task, report_task, submit_task, watch_task
+from common import exit_codes
+from common.cli import run_cli
+from common.errors import ConfigError
+
+
+@flow(name="canvas-sis-import", log_prints=False)
+def canvas_sis_import(
+    source: str,
+    options: ImportOptions | None = None,
+    watch: bool = True,
+    poll_interval: float = 10.0,
+    timeout: float = 3600.0,
+    fail_on_warnings: bool = False,
+    abort_on_timeout: bool = False,
+) -> Outcome | State:
+    """Settings (URL, account, token) are read at run time from the environment, never passed as
+    parameters, so nothing secret is stored with the flow run."""
+    options = options or ImportOptions()
+    package = package_task(source, options.extension)
+    imp = submit_task(package, options)
+    if not watch:
+        return report_submitted_task(imp, package, options)
+    final, timed_out, aborted = watch_task(imp.id, poll_interval, timeout, abort_on_timeout)
+    outcome = report_task(final, package, options, timed_out, aborted, fail_on_warnings)
+    if outcome.exit_code != exit_codes.OK:
+        return Failed(message=outcome.message, data=outcome)
+    return outcome
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+_BOOL_OPTIONS = {
+    "batch_mode": "run in batch mode: delete SIS data of the term that is not in this import",
+    "multi_term_batch_mode": "batch mode for every term in terms.csv (needs --change-threshold)",
+    "override_sis_stickiness": "overwrite fields changed in the Canvas UI",
+    "add_sis_stickiness": "treat these changes as UI changes (needs --override-sis-stickiness)",
+    "clear_sis_stickiness": "clear stickiness on touched fields (needs --override-sis-stickiness)",
+    "update_sis_id_if_login_claimed": "replace a non-matching SIS ID when the login is found",
+    "diffing_remaster_data_set": "join the diffing data set without diffing this import",
+    "skip_deletes": "skip deletes in the files (batch cleanup still deletes)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.canvas_sis_import",
+        description="Submit an SIS import to Canvas, watch it, and report counts, warnings and errors.",
+        epilog="Exit codes: 0 done, 1 import failed / aborted / still running, 2 configuration or input error.",
+    )
+    parser.add_argument(
+        "source",
+        metavar="PATH_OR_URL",
+        nargs="?",
+        help="CSV, zip or XML file, or a folder of SIS CSVs (local path or fsspec URL)",
+    )
+    opts = parser.add_argument_group("Canvas import options (validated before anything is sent)")
+    opts.add_argument("--import-type", default=None, help="default instructure_csv")
+    opts.add_argument(
+        "--extension",
+        choices=["csv", "zip", "xml"],
+        default=None,
+        help="override the extension derived from the content (must still match it)",
+    )
+    for name, text in _BOOL_OPTIONS.items():
+        opts.add_argument(flag(name), dest=name, action="store_true", default=None, help=text)
+    opts.add_argument("--batch-mode-term-id", default=None, help="term for --batch-mode (id or sis_term_id:X)")
+    opts.add_argument(
+        "--change-threshold",
+        type=int,
+        default=None,
+        metavar="PERCENT",
+        help="1-100: abort batch cleanup / skip diffing above this percentage of changes",
+    )
+    opts.add_argument(
+        "--diffing-data-set-identifier",
+        default=None,
+        metavar="ID",
+        help="diff against the previous import with this identifier (not with batch mode)",
+    )
+    opts.add_argument("--diffing-drop-status", choices=["deleted", "completed", "inactive"], default=None)
+    opts.add_argument("--diffing-user-remove-status", choices=["deleted", "suspended"], default=None)
+    opts.add_argument("--batch-mode-enrollment-drop-status", choices=["deleted", "completed", "inactive"], default=None)
+    opts.add_argument(
+        "--diff-row-count-threshold",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="skip diffing when the diff would exceed this many rows",
+    )
+    run = parser.add_argument_group("watching")
+    run.add_argument("--no-watch", action="store_true", help="submit, print the import id and exit 0")
+    run.add_argument("--poll-interval", type=float, default=10.0, metavar="SECONDS", help="default 10")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="stop watching after this long (default 3600); the import keeps running",
+    )
+    run.add_argument("--fail-on-warnings", action="store_true", help="exit 1 on imported_with_messages")
+    run.add_argument("--abort-on-timeout", action="store_true", help="abort the import if the watch times out")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start a local Canvas emulator and import into it (PATH_OR_URL defaults to a demo)",
+    )
+    return parser
+
+
+_OPTION_NAMES = (
+    "import_type",
+    "extension",
+    *_BOOL_OPTIONS,
+    "batch_mode_term_id",
+    "change_threshold",
+    "diffing_data_set_identifier",
+    "diffing_drop_status",
+    "diffing_user_remove_status",
+    "batch_mode_enrollment_drop_status",
+    "diff_row_count_threshold",
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        if exc.code in (0, None):
+            raise
+        raise ConfigError("see the usage above", heading="Invalid command line") from None
+    problems = []
+    if args.poll_interval <= 0:
+        problems.append("--poll-interval must be greater than 0")
+    if args.timeout <= 0:
+        problems.append("--timeout must be greater than 0")
+    if args.no_watch and (args.fail_on_warnings or args.abort_on_timeout):
+        problems.append("--fail-on-warnings and --abort-on-timeout need watching; drop --no-watch")
+    if not args.source and not args.sandbox:
+        problems.append("PATH_OR_URL is required (a CSV, zip or XML file, or a folder of SIS CSVs)")
+    if problems:
+        raise ConfigError(problems, heading="Invalid command line")
+    return args
+
+
+def options_from_args(args: argparse.Namespace) -> ImportOptions:
+    return build_options(**{name: getattr(args, name) for name in _OPTION_NAMES})
+
+
+def preflight(source: str, options: ImportOptions) -> None:
+    """Everything that can be checked without Canvas, before the flow starts (no traceback, exit 2)."""
+    settings = load_canvas_settings()
+    settings.token()  # resolves a prefect-secret: reference now, so a missing block is a config error
+    package_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension, dry_run=True)
+
+
+@contextlib.contextmanager
+def _sandbox_env() -> Iterator[dict[str, Any]]:
+    from canvas_tasks.sandbox import CanvasSandbox
+
+    with CanvasSandbox() as sandbox:
+        env = {
+            "CANVAS_BASE_URL": sandbox.base_url,
+            "CANVAS_ACCOUNT_ID": sandbox.account_id,
+            "CANVAS_ACCESS_TOKEN": sandbox.token,
+            "CANVAS_RETRY_BACKOFF": "0.05",
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield {"sandbox": sandbox}
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def run(args: argparse.Namespace, options: ImportOptions) -> Outcome:
+    state = canvas_sis_import(
+        args.source,
+        options=options,
+        watch=not args.no_watch,
+        poll_interval=args.poll_interval,
+        timeout=args.timeout,
+        fail_on_warnings=args.fail_on_warnings,
+        abort_on_timeout=args.abort_on_timeout,
+        return_state=True,
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, Outcome):
+        return result
+    if isinstance(result, ConfigError):
+        raise result
+    message = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else str(state.message)
+    return Outcome(status="error", exit_code=exit_codes.WORK_FAILED, message=message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = options_from_args(args)
+    if args.sandbox:
+        from canvas_tasks.sandbox.samples import demo_folder
+
+        args.source = args.source or str(demo_folder())
+        if args.poll_interval == build_parser().get_default("poll_interval"):
+            args.poll_interval = 0.2
+        with _sandbox_env() as ctx:
+            print(f"Canvas sandbox running at {ctx['sandbox'].base_url} (account {ctx['sandbox'].account_id})")
+            preflight(args.source, options)
+            outcome = run(args, options)
+    else:
+        preflight(args.source, options)
+        outcome = run(args, options)
+    stream = sys.stdout if outcome.exit_code == exit_codes.OK else sys.stderr
+    if outcome.status == "submitted":
+        print(outcome.import_id)
+    print(outcome.message, file=stream)
+    if outcome.counts:
+        print("Counts: " + ", ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()) if v), file=stream)
+    if outcome.errors_csv:
+        print(f"Full errors CSV: {outcome.errors_csv}", file=stream)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    run_cli(main)
