@@ -1,0 +1,220 @@
+"""The one interface every flow publishes through, and the errors it raises.
+
+Protocol classes only supply storage primitives (put, size, rename without overwrite, remove,
+mkdirs, list); the publish sequence itself lives once in `destinations.publish`, the way rclone
+keeps copy/verify/rename in its operations layer and each backend only speaks its protocol.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from fsspec.callbacks import Callback
+
+from common.redaction import redact_text, redact_url
+from destinations.templates import check_relative_path
+
+if TYPE_CHECKING:
+    from destinations.config import DestinationConfig
+
+T = TypeVar("T")
+
+DEFAULT_SWEEP_GRACE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Receipt:
+    destination: str
+    final_path: str  # redacted full location, for reports
+    relative_path: str
+    size: int
+    sha256: str | None  # verified at the destination (read back), else None
+    checksum: str | None  # e.g. "md5:<hex>" from a single-part S3 ETag
+    already_present: bool
+
+
+class PublishError(Exception):
+    """One file could not be delivered to one destination; the destination stays usable."""
+
+    def __init__(self, message: str, *, destination: str = "", relative_path: str = "") -> None:
+        self.destination = destination
+        self.relative_path = relative_path
+        super().__init__(redact_text(message))
+
+    def __reduce__(self):  # picklable across Prefect task boundaries
+        return (type(self), (self.args[0],), {"destination": self.destination, "relative_path": self.relative_path})
+
+
+class DestinationUnavailable(PublishError):
+    """Nothing can be delivered there right now: down, refused, bad credentials, host key mismatch."""
+
+
+class HostKeyError(DestinationUnavailable):
+    """The server's host key is unknown or differs from the pinned/known one (message has its fingerprint)."""
+
+
+class Destination:
+    """Base class: one instance per configured destination per run; `publish` is thread-safe.
+
+    Subclasses (and plugins registered under the `encoura_slate.destinations` entry-point group)
+    are constructed as `Class(name, config)` and implement the underscore primitives on full
+    storage paths. They must not open connections in `__init__`: connecting lazily keeps one
+    unreachable destination from stopping a run before the others are tried.
+    """
+
+    # True when the storage makes a single upload appear atomically (S3): no temp + rename needed.
+    atomic_put: ClassVar[bool] = False
+    # True when reading a stored file back is cheap (local disk): sha256 is verified on every publish.
+    cheap_readback: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: DestinationConfig) -> None:
+        self.name = name
+        self.config = config
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+
+    # ---- public API -------------------------------------------------------------------------
+    def publish(
+        self,
+        local_path: Path,
+        relative_path: str,
+        *,
+        sha256: str,
+        size: int,
+        callback: Callback | None = None,
+    ) -> Receipt:
+        """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename."""
+        from destinations.publish import publish_file
+
+        self._check_relative(relative_path)
+        with self._slots:
+            return self._guard(
+                relative_path,
+                lambda: publish_file(
+                    self, Path(local_path), relative_path, sha256=sha256, size=size, callback=callback
+                ),
+            )
+
+    def exists(self, relative_path: str) -> int | None:
+        self._check_relative(relative_path)
+        return self._guard(relative_path, lambda: self._size(self.full_path(relative_path)))
+
+    def sweep(self, *, older_than: float = DEFAULT_SWEEP_GRACE_SECONDS) -> list[str]:
+        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s)."""
+        from destinations.publish import sweep_temps
+
+        return self._guard("", lambda: sweep_temps(self, older_than=older_than))
+
+    def probe(self) -> None:
+        """Write and remove a small file under a temp name: proves we can connect, write and delete."""
+        from destinations.publish import probe
+
+        self._guard("", lambda: probe(self))
+
+    def describe(self) -> str:
+        return redact_url(self.config.url)
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.describe()}>"
+
+    def __enter__(self) -> Destination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- helpers shared by subclasses --------------------------------------------------------
+    @property
+    def root(self) -> str:
+        raise NotImplementedError
+
+    def full_path(self, relative_path: str) -> str:
+        root = self.root
+        if not root:
+            return relative_path
+        return f"{root.rstrip('/')}/{relative_path}"
+
+    def relative_to_root(self, full_path: str) -> str:
+        root = self.root.rstrip("/")
+        if root and full_path.startswith(root + "/"):
+            return full_path[len(root) + 1 :]
+        return full_path.lstrip("/") if not root else full_path
+
+    def location(self, relative_path: str) -> str:
+        return f"{self.describe().rstrip('/')}/{relative_path}"
+
+    def sweep_depth(self) -> int:
+        """How deep temp files can be: the template's folder depth (keeps the walk bounded)."""
+        return self.config.path_template.count("/") + 1
+
+    def classify(self, exc: BaseException) -> type[PublishError]:
+        """Which error class a raw exception becomes; connection-level failures make the destination unavailable."""
+        if isinstance(exc, (ConnectionError, TimeoutError)) and not isinstance(exc, (PermissionError, FileExistsError)):
+            return DestinationUnavailable
+        return PublishError
+
+    def describe_exception(self, exc: BaseException) -> str:
+        text = str(exc).strip()
+        if isinstance(exc, OSError) and exc.strerror:
+            text = exc.strerror
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+    def _check_relative(self, relative_path: str) -> None:
+        try:
+            check_relative_path(relative_path, what="relative path")
+        except ValueError as exc:
+            raise PublishError(f"{self.name}: {exc}", destination=self.name, relative_path=relative_path) from None
+
+    def _guard(self, relative_path: str, op: Callable[[], T]) -> T:
+        """Run `op` (with the subclass's reconnect policy) and turn raw exceptions into our errors."""
+        try:
+            return self._with_reconnect(op)
+        except PublishError:
+            raise
+        except Exception as exc:
+            cls = self.classify(exc)
+            where = f"{self.name}: {relative_path}" if relative_path else self.name
+            location = self.location(relative_path) if relative_path else self.describe()
+            raise cls(
+                f"{where}: {self.describe_exception(exc)} ({location})",
+                destination=self.name,
+                relative_path=relative_path,
+            ) from exc
+
+    def _with_reconnect(self, op: Callable[[], T]) -> T:
+        return op()
+
+    # ---- primitives (full storage paths) -----------------------------------------------------
+    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+        """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists."""
+        raise NotImplementedError
+
+    def _size(self, path: str) -> int | None:
+        raise NotImplementedError
+
+    def _rename_noreplace(self, src: str, dst: str) -> None:
+        """Rename `src` to `dst`; FileExistsError (and `src` left alone) if `dst` exists."""
+        raise NotImplementedError
+
+    def _remove(self, path: str) -> None:
+        raise NotImplementedError
+
+    def _makedirs(self, path: str) -> None:
+        raise NotImplementedError
+
+    def _sha256(self, path: str) -> str:
+        raise NotImplementedError
+
+    def _remote_checksum(self, path: str) -> str | None:
+        """A checksum the storage keeps anyway (S3 ETag), as 'algo:hex'; None when there is none."""
+        return None
+
+    def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
+        """(full path, base name) of files under the root, at most `maxdepth` folders deep."""
+        raise NotImplementedError

@@ -1,0 +1,152 @@
+"""Settings for one destination (`DESTINATIONS__<NAME>__*`), checked before anything is transferred.
+
+Validation errors name the field (the lead maps the loc to the env var) and never echo values:
+URLs may carry user names, and storage options may carry keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import fsspec
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from destinations.templates import validate_template
+
+SFTP_PROTOCOLS = frozenset({"sftp", "ssh"})
+ENTRY_POINT_GROUP = "encoura_slate.destinations"
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+def plugin_protocols() -> dict[str, Any]:
+    """Entry points registered by installed distributions, keyed by URL scheme."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def url_protocol(url: str) -> str:
+    """The URL scheme ('file' for a bare path), lower-cased; first of a chained `a::b` URL."""
+    first = url.split("::", 1)[0]
+    if "://" not in first:
+        return "file"
+    return first.split("://", 1)[0].lower()
+
+
+def _known_protocols() -> set[str]:
+    return set(fsspec.available_protocols()) | set(plugin_protocols())
+
+
+def _default_known_hosts() -> Path | None:
+    path = DEFAULT_KNOWN_HOSTS.expanduser()
+    return path if path.is_file() else None
+
+
+class DestinationConfig(BaseModel):
+    """One entry of `DESTINATIONS__<NAME>__*`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    password: SecretStr | None = None
+    client_key: Path | None = None
+    passphrase: SecretStr | None = None
+    known_hosts: Path | None = None
+    host_key: str | None = Field(default=None, validate_default=True)
+    path_template: str = "{filename}"
+    # repr=False: storage options often hold S3 keys.
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    connect_timeout: float = Field(default=30.0, gt=0)
+    keepalive_interval: float = Field(default=15.0, ge=0)
+
+    @property
+    def protocol(self) -> str:
+        return url_protocol(self.url)
+
+    @property
+    def is_sftp(self) -> bool:
+        return self.protocol in SFTP_PROTOCOLS
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        url = url.strip()
+        if not url:
+            raise ValueError("is empty; give an fsspec URL such as sftp://user@host/incoming or file:///mnt/share")
+        try:
+            parts = urlsplit(url.split("::", 1)[0])
+            _ = parts.port  # raises on a non-numeric port
+        except ValueError:
+            raise ValueError("is not a valid URL (check the host and port)") from None
+        if parts.password is not None:
+            raise ValueError("contains a password; put it in __PASSWORD (or a Prefect Secret block) instead")
+        protocol = url_protocol(url)
+        if protocol not in _known_protocols():
+            raise ValueError(
+                f"uses unknown protocol {protocol!r}; use sftp://, file://, s3:// or another fsspec protocol, "
+                f"or install a plugin registering it under the {ENTRY_POINT_GROUP!r} entry-point group"
+            )
+        if protocol in SFTP_PROTOCOLS and not parts.hostname:
+            raise ValueError("has no host; expected sftp://user@host[:port]/path")
+        return url
+
+    @field_validator("path_template")
+    @classmethod
+    def _check_template(cls, template: str) -> str:
+        validate_template(template)
+        return template
+
+    @field_validator("client_key", "known_hosts")
+    @classmethod
+    def _check_readable(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        path = path.expanduser()
+        if not path.is_file():
+            raise ValueError(f"file {str(path)!r} does not exist or is not a file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"file {str(path)!r} is not readable by this user")
+        return path
+
+    @field_validator("host_key")
+    @classmethod
+    def _check_host_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("url")
+        is_sftp = url is not None and url_protocol(url) in SFTP_PROTOCOLS
+        if value is not None:
+            from destinations.hostkeys import parse_pinned_key
+
+            parse_pinned_key(value)  # ValueError with a clear message
+            return value.strip()
+        if is_sftp and info.data.get("known_hosts") is None and _default_known_hosts() is None:
+            # Field order matters: url and known_hosts are validated before host_key.
+            raise ValueError(
+                "host key verification needs __KNOWN_HOSTS or __HOST_KEY (and ~/.ssh/known_hosts does not exist); "
+                "host key checking is never disabled"
+            )
+        return value
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _parse_storage_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object, e.g. {"client_kwargs": {"endpoint_url": "..."}}')
+        return value
+
+    @model_validator(mode="after")
+    def _fill_default_known_hosts(self) -> DestinationConfig:
+        if self.is_sftp and self.known_hosts is None and self.host_key is None:
+            self.known_hosts = _default_known_hosts()
+        if self.passphrase is not None and self.client_key is None:
+            raise ValueError("__PASSPHRASE is set but __CLIENT_KEY is not; the passphrase unlocks the client key")
+        return self

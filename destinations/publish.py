@@ -1,0 +1,258 @@
+"""The one publish path shared by every protocol: temp name -> verify -> rename into place.
+
+Why each step:
+- The temp name (`.encoura-slate.<unix time>.<pid>-<random>.part`, a dot-file beside the final
+  name) cannot match a Slate source-format mask: masks need a meaningful prefix or suffix, and this
+  name carries neither the file's name nor its extension. Slate therefore never imports a half file.
+- The size (and sha256 where reading back is cheap) is checked on the temp file, before the final
+  name exists, so a short write never becomes visible.
+- The rename never overwrites: if the final name exists, its content is compared and either
+  reported as already present (a re-run after a crash between rename and ledger update) or refused.
+- The unix time and pid in the temp name let `sweep` remove only temps old enough to be orphans,
+  never the in-flight temp of a concurrent run.
+
+Storages where a single upload becomes visible atomically (S3) set `atomic_put`: they upload
+straight to the final key with a create-only condition and verify afterwards; see destinations.s3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fsspec.callbacks import Callback
+
+from destinations.base import PublishError, Receipt
+
+if TYPE_CHECKING:
+    from destinations.base import Destination
+
+TEMP_PREFIX = ".encoura-slate."
+TEMP_SUFFIX = ".part"
+TEMP_RE = re.compile(r"^\.encoura-slate\.(?P<ts>\d{9,12})\.(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.part$")
+PROBE_BYTES = b"encoura-slate destination probe\n"
+
+
+def temp_name(now: float | None = None) -> str:
+    ts = int(time.time() if now is None else now)
+    return f"{TEMP_PREFIX}{ts}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def temp_age(name: str, now: float | None = None) -> float | None:
+    """Seconds since the temp was started, or None when `name` is not one of our temp names."""
+    match = TEMP_RE.match(name)
+    if match is None:
+        return None
+    return (time.time() if now is None else now) - int(match["ts"])
+
+
+def sibling(path: str, name: str) -> str:
+    parent, _, _ = path.rpartition("/")
+    return f"{parent}/{name}" if parent or path.startswith("/") else name
+
+
+def parent_of(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _error(dest: Destination, relative_path: str, message: str) -> PublishError:
+    return PublishError(
+        f"{dest.name}: {relative_path}: {message} ({dest.location(relative_path)})",
+        destination=dest.name,
+        relative_path=relative_path,
+    )
+
+
+def _check_local(dest: Destination, local_path: Path, relative_path: str, size: int) -> None:
+    try:
+        actual = local_path.stat().st_size
+    except OSError as exc:
+        raise _error(dest, relative_path, f"local file {str(local_path)!r} cannot be read ({exc.strerror})") from None
+    if actual != size:
+        raise _error(dest, relative_path, f"local file {str(local_path)!r} has {actual} bytes, expected {size}")
+
+
+def _existing(
+    dest: Destination, local_path: Path, relative_path: str, final: str, existing_size: int, *, size: int, sha256: str
+) -> Receipt:
+    """Same content -> already present (exactly-once across crashes); anything else -> refuse."""
+    differs = _error(dest, relative_path, "exists with different content; not overwritten")
+    if existing_size != size:
+        raise differs
+    checksum = dest._remote_checksum(final)
+    if checksum is not None and checksum.startswith("md5:"):
+        if checksum[4:] != file_md5(local_path):
+            raise differs
+        return _receipt(dest, relative_path, size, None, checksum, already_present=True)
+    # No cheap checksum: read it back. Rare (only after a crash between rename and bookkeeping).
+    remote_sha = dest._sha256(final)
+    if remote_sha != sha256:
+        raise differs
+    return _receipt(dest, relative_path, size, remote_sha, checksum, already_present=True)
+
+
+def _receipt(
+    dest: Destination, relative_path: str, size: int, sha256: str | None, checksum: str | None, *, already_present: bool
+) -> Receipt:
+    return Receipt(
+        destination=dest.name,
+        final_path=dest.location(relative_path),
+        relative_path=relative_path,
+        size=size,
+        sha256=sha256,
+        checksum=checksum,
+        already_present=already_present,
+    )
+
+
+def publish_file(
+    dest: Destination,
+    local_path: Path,
+    relative_path: str,
+    *,
+    sha256: str,
+    size: int,
+    callback: Callback | None = None,
+) -> Receipt:
+    _check_local(dest, local_path, relative_path, size)
+    final = dest.full_path(relative_path)
+    existing = dest._size(final)
+    if existing is not None:
+        return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    parent = parent_of(final)
+    if parent:
+        dest._makedirs(parent)
+    if dest.atomic_put:
+        return _publish_atomic_put(dest, local_path, relative_path, final, sha256=sha256, size=size, callback=callback)
+
+    temp = sibling(final, temp_name())
+    renamed = False
+    try:
+        dest._put(local_path, temp, callback=callback, create_only=True)
+        verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size)
+        try:
+            dest._rename_noreplace(temp, final)
+            renamed = True
+        except FileExistsError:
+            # Someone (an earlier attempt whose reply was lost, typically) got there first.
+            existing = dest._size(final)
+            if existing is None:
+                raise
+            return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    finally:
+        if not renamed:
+            _discard(dest, temp)
+    return _receipt(dest, relative_path, size, verified_sha, None, already_present=False)
+
+
+def _publish_atomic_put(
+    dest: Destination,
+    local_path: Path,
+    relative_path: str,
+    final: str,
+    *,
+    sha256: str,
+    size: int,
+    callback: Callback | None,
+) -> Receipt:
+    try:
+        dest._put(local_path, final, callback=callback, create_only=True)
+    except FileExistsError:
+        existing = dest._size(final)
+        if existing is None:
+            raise
+        return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    except BaseException:
+        # The put was create-only and the key was absent before, so whatever is there now is ours:
+        # a failure after the bytes landed (e.g. a lost response) must not leave an unrecorded file.
+        _discard(dest, final)
+        raise
+    # From here on the object is ours (create-only put): remove it if it does not verify.
+    try:
+        actual = dest._size(final)
+        if actual != size:
+            raise _error(dest, relative_path, f"arrived with {actual} bytes, expected {size}; removed")
+        checksum = dest._remote_checksum(final)
+        if checksum is not None and checksum.startswith("md5:") and checksum[4:] != file_md5(local_path):
+            raise _error(dest, relative_path, "arrived with a different MD5 than was sent; removed")
+    except BaseException:
+        _discard(dest, final)
+        raise
+    return _receipt(dest, relative_path, size, None, checksum, already_present=False)
+
+
+def _verify(dest: Destination, relative_path: str, temp: str, *, sha256: str, size: int) -> str | None:
+    actual = dest._size(temp)
+    if actual != size:
+        raise _error(dest, relative_path, f"upload arrived with {actual} bytes, expected {size}; not published")
+    if not dest.cheap_readback:
+        return None
+    remote_sha = dest._sha256(temp)
+    if remote_sha != sha256:
+        raise _error(dest, relative_path, "upload arrived with a different sha256; not published")
+    return remote_sha
+
+
+def _discard(dest: Destination, path: str) -> None:
+    """Best effort: a temp we cannot remove now is removed by the next run's sweep."""
+    with contextlib.suppress(Exception):
+        dest._remove(path)
+
+
+def sweep_temps(dest: Destination, *, older_than: float) -> list[str]:
+    removed: list[str] = []
+    now = time.time()
+    try:
+        files = list(dest._list_files(dest.sweep_depth()))
+    except FileNotFoundError:
+        return removed  # nothing delivered yet
+    for path, base in files:
+        age = temp_age(base, now)
+        if age is None or age < older_than:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            dest._remove(path)
+            removed.append(dest.relative_to_root(path))
+    return sorted(removed)
+
+
+def probe(dest: Destination) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="encoura-probe-") as tmp:
+        local = Path(tmp) / "probe"
+        local.write_bytes(PROBE_BYTES)
+        root = dest.root
+        if root:
+            dest._makedirs(root)
+        path = dest.full_path(temp_name())
+        try:
+            dest._put(local, path, callback=None, create_only=True)
+            if dest._size(path) != len(PROBE_BYTES):
+                raise PublishError(
+                    f"{dest.name}: probe file did not arrive intact ({dest.describe()})", destination=dest.name
+                )
+        finally:
+            _discard(dest, path)

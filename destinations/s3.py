@@ -1,0 +1,69 @@
+"""S3 buckets (`s3://bucket/prefix`), via s3fs.
+
+Decision: no temp key + copy. An S3 object becomes visible only when its PUT (or the completion
+of its multipart upload) succeeds, so a reader never sees half an object: the single upload is
+already the atomic step that temp + rename provides elsewhere. A copy would double the traffic
+and, being copy + delete, would not be atomic either. So S3 uploads straight to the final key:
+
+- with `If-None-Match: *` (s3fs `mode="create"`), so an existing object is never overwritten
+  (AWS, MinIO and moto honour it; a store that ignores it is still protected by the existence check
+  made before every upload);
+- then verified: size from HEAD, and the ETag as MD5 when the upload was single-part (the ETag of a
+  multipart upload or of SSE-KMS objects is not an MD5 and is not compared);
+- an object that fails verification is deleted (it is known to be ours: the put was create-only).
+
+A killed multipart upload leaves only an invisible incomplete upload; configure the bucket's
+"abort incomplete multipart uploads" lifecycle rule to reclaim that storage.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fsspec.callbacks import Callback
+
+from destinations.base import DestinationUnavailable, PublishError
+from destinations.fsspec_dest import FsspecDestination
+
+_MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
+_UNAVAILABLE_CODES = (
+    "NoSuchBucket",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "EndpointConnectionError",
+    "Could not connect",
+)
+
+
+class S3Destination(FsspecDestination):
+    atomic_put = True
+
+    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+        kwargs = {"callback": callback} if callback is not None else {}
+        self.fs.put_file(str(local_path), path, mode="create" if create_only else "overwrite", **kwargs)
+
+    def _size(self, path: str) -> int | None:
+        self.fs.invalidate_cache(path)
+        return super()._size(path)
+
+    def _makedirs(self, path: str) -> None:
+        """S3 has no folders; creating one would create the bucket, which is not ours to do."""
+
+    def _rename_noreplace(self, src: str, dst: str) -> None:  # pragma: no cover - atomic_put never renames
+        raise NotImplementedError("S3 destinations upload straight to the final key")
+
+    def _remote_checksum(self, path: str) -> str | None:
+        info = self.fs.info(path)
+        if str(info.get("ServerSideEncryption", "")).startswith("aws:kms"):
+            return None
+        match = _MD5_ETAG.match(str(info.get("ETag", "")))
+        return f"md5:{match[1]}" if match else None
+
+    def classify(self, exc: BaseException) -> type[PublishError]:
+        text = f"{type(exc).__name__} {exc} {exc.__cause__!r}"
+        if any(code in text for code in _UNAVAILABLE_CODES):
+            return DestinationUnavailable
+        return super().classify(exc)

@@ -1,0 +1,208 @@
+"""A real SFTP server on loopback for destination tests (asyncssh in a background thread).
+
+Slate's server is what we imitate: SFTP only (no shell), a chroot-like root, host key pinned by
+clients, password or public-key logins. Knobs for the failure cases tests need:
+`posix_rename=False` (server without the posix-rename@openssh.com extension), `deny_write=[...]`
+(permission denied under some folders; tests run as root so chmod would not stop writes), and
+`drop_connections()` (abort every live connection, e.g. from an upload callback mid-file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from asyncssh.sftp import SFTPServerHandler
+
+_POSIX_RENAME = b"posix-rename@openssh.com"
+_WRITE_FLAGS = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC | asyncssh.FXF_APPEND
+
+
+class _ExtensionList:
+    """Per-session SFTP extension list: hides posix-rename for servers that ask to.
+
+    asyncssh announces extensions from a class attribute of its (internal) handler; this
+    descriptor consults the SFTPServer instance the handler serves, so other servers in the same
+    process are unaffected.
+    """
+
+    def __init__(self, original: list[tuple[bytes, bytes]]) -> None:
+        self.original = original
+
+    def __get__(self, handler: Any, owner: type | None = None) -> list[tuple[bytes, bytes]]:
+        server = getattr(handler, "_server", None) if handler is not None else None
+        if server is not None and not getattr(server, "advertise_posix_rename", True):
+            return [ext for ext in self.original if ext[0] != _POSIX_RENAME]
+        return self.original
+
+
+if not isinstance(SFTPServerHandler.__dict__.get("_extensions"), _ExtensionList):
+    SFTPServerHandler._extensions = _ExtensionList(list(SFTPServerHandler._extensions))  # type: ignore[assignment]
+
+
+@dataclass
+class SFTPTestServer:
+    root: Path
+    username: str = "slate"
+    password: str = "correct horse battery staple"
+    key_passphrase: str = "open sesame"
+    posix_rename: bool = True
+    deny_write: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    connections_opened: int = 0
+    known_hosts_line: str = ""
+    host_key_line: str = ""
+    client_key_path: Path = Path()
+    encrypted_client_key_path: Path = Path()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _server: Any = None
+    _connections: set[Any] = field(default_factory=set)
+
+    def url(self, path: str = "") -> str:
+        return f"sftp://{self.username}@{self.host}:{self.port}/{path.lstrip('/')}"
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self, keydir: Path) -> None:
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        public = host_key.export_public_key().decode().split()
+        self.host_key_line = f"{public[0]} {public[1]}"
+        client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key_path = keydir / "id_ed25519"
+        self.client_key_path.write_bytes(client_key.export_private_key())
+        encrypted = asyncssh.generate_private_key("ssh-ed25519")
+        self.encrypted_client_key_path = keydir / "id_ed25519_encrypted"
+        self.encrypted_client_key_path.write_bytes(encrypted.export_private_key(passphrase=self.key_passphrase))
+        authorized = asyncssh.import_authorized_keys(
+            client_key.export_public_key().decode() + encrypted.export_public_key().decode()
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sftp-test-server", daemon=True)
+        self._thread.start()
+        self._server = self._call(self._create(host_key, authorized))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.known_hosts_line = f"[{self.host}]:{self.port} {self.host_key_line}"
+
+    async def _create(self, host_key: asyncssh.SSHKey, authorized: Any) -> Any:
+        owner = self
+
+        class _Server(asyncssh.SSHServer):
+            def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+                owner.connections_opened += 1
+                owner._connections.add(conn)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                owner._connections.difference_update({c for c in owner._connections if c.is_closed()})
+
+            def begin_auth(self, username: str) -> bool:
+                return True
+
+            def password_auth_supported(self) -> bool:
+                return True
+
+            def validate_password(self, username: str, password: str) -> bool:
+                return username == owner.username and password == owner.password
+
+        return await asyncssh.create_server(
+            _Server,
+            self.host,
+            0,
+            server_host_keys=[host_key],
+            authorized_client_keys=authorized,
+            sftp_factory=lambda chan: _SFTPServer(chan, owner),
+            allow_scp=False,
+        )
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    def drop_connections(self) -> None:
+        """Abort every live connection now (callable from any thread, including a client callback)."""
+
+        async def abort_all() -> None:
+            for conn in list(self._connections):
+                conn.abort()
+
+        self._call(abort_all())
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+
+        async def shutdown() -> None:
+            self._server.close()
+            for conn in list(self._connections):
+                conn.abort()
+
+        self._call(shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = None
+
+    def write_known_hosts(self, path: Path, line: str | None = None) -> Path:
+        path.write_text((line or self.known_hosts_line) + "\n")
+        return path
+
+
+class _SFTPServer(asyncssh.SFTPServer):
+    def __init__(self, chan: asyncssh.SSHServerChannel, owner: SFTPTestServer) -> None:
+        super().__init__(chan, chroot=str(owner.root).encode())
+        self._owner = owner
+        self.advertise_posix_rename = owner.posix_rename
+
+    def _check_write(self, path: bytes) -> None:
+        real = Path(self.map_path(path).decode()).resolve()
+        for denied in self._owner.deny_write:
+            folder = (self._owner.root / denied).resolve()
+            if real == folder or folder in real.parents:
+                raise asyncssh.SFTPPermissionDenied("Permission denied")
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> Any:
+        if pflags & _WRITE_FLAGS:
+            self._check_write(path)
+        return super().open(path, pflags, attrs)
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> Any:
+        self._check_write(path)
+        return super().mkdir(path, attrs)
+
+    def remove(self, path: bytes) -> Any:
+        self._check_write(path)
+        return super().remove(path)
+
+    def rename(self, oldpath: bytes, newpath: bytes) -> Any:
+        self._check_write(oldpath)
+        self._check_write(newpath)
+        return super().rename(oldpath, newpath)
+
+    def posix_rename(self, oldpath: bytes, newpath: bytes) -> Any:
+        if not self.advertise_posix_rename:
+            raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+        self._check_write(oldpath)
+        self._check_write(newpath)
+        return super().posix_rename(oldpath, newpath)
+
+
+@pytest.fixture
+def sftp_server(tmp_path: Path) -> Iterator[SFTPTestServer]:
+    """A fresh SFTP server per test (startup costs milliseconds), rooted at tmp_path/'sftp-root'."""
+    root = tmp_path / "sftp-root"
+    root.mkdir()
+    keydir = tmp_path / "sftp-keys"
+    keydir.mkdir()
+    server = SFTPTestServer(root=root)
+    server.start(keydir)
+    try:
+        yield server
+    finally:
+        server.stop()
