@@ -18,7 +18,7 @@ import httpx
 from canvas_tasks.auth import CanvasTokenAuth
 from canvas_tasks.errors import CanvasAPIError, CanvasRefused, CanvasTokenRejected, SubmitOutcomeUnknown
 from canvas_tasks.models import SisImport
-from canvas_tasks.transport import RetryPolicy, RetryTransport, is_rate_limited
+from canvas_tasks.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
 from common.redaction import redact_text, redact_url
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=300.0, pool=10.0)
@@ -66,7 +66,7 @@ class CanvasSisClient:
             base_url=f"{self.base_url}/api/v1/accounts/{account_id}/",
             auth=CanvasTokenAuth(token_source, self.base_url),
             timeout=timeout,
-            transport=RetryTransport(transport or httpx.HTTPTransport(verify=True), retry),
+            transport=CanvasRetryTransport(transport or httpx.HTTPTransport(verify=True), retry),
             headers={"Accept": "application/json", "User-Agent": "encoura-slate-flows canvas-sis-import"},
             follow_redirects=True,
         )
@@ -96,10 +96,10 @@ class CanvasSisClient:
                 raise CanvasAPIError(
                     f"could not reach Canvas at {self.base_url} ({type(exc).__name__}); nothing was submitted"
                 ) from None
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, UploadInterrupted) as exc:
+                name = exc.cause_name if isinstance(exc, UploadInterrupted) else type(exc).__name__
                 raise SubmitOutcomeUnknown(
-                    f"the upload to Canvas was interrupted ({type(exc).__name__}); the import may or may not "
-                    "have been created"
+                    f"the upload to Canvas was interrupted ({name}); the import may or may not have been created"
                 ) from None
         if response.status_code >= 500 and response.status_code != 503 and not is_rate_limited(response):
             raise SubmitOutcomeUnknown(
