@@ -102,10 +102,15 @@ class Destination:
         self._check_relative(relative_path)
         return self._guard(relative_path, lambda: self._size(self.full_path(relative_path)))
 
-    def sweep(self, *, older_than: float = DEFAULT_SWEEP_GRACE_SECONDS) -> list[str]:
-        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s)."""
+    def sweep(self, *, older_than: float | None = None) -> list[str]:
+        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s).
+
+        Default: the destination's `sweep_grace_seconds` (DESTINATIONS__<NAME>__SWEEP_GRACE_SECONDS).
+        """
         from destinations.publish import sweep_temps
 
+        if older_than is None:
+            older_than = self.config.sweep_grace_seconds
         return self._guard("", lambda: sweep_temps(self, older_than=older_than))
 
     def probe(self) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from destinations.base import DEFAULT_SWEEP_GRACE_SECONDS
 from destinations.templates import validate_template
 
 SFTP_PROTOCOLS = frozenset({"sftp", "ssh"})
@@ -63,6 +64,10 @@ class DestinationConfig(BaseModel):
     max_concurrency: int = Field(default=4, ge=1, le=64)
     connect_timeout: float = Field(default=30.0, gt=0)
     keepalive_interval: float = Field(default=15.0, ge=0)
+    # How old a temp file must be before a run's sweep treats it as an orphan of a killed run. The
+    # grace protects the in-flight temps of an overlapping run; tests that run one flow at a time
+    # set 0 so that "no temp file remains after the sweep" can be checked right away.
+    sweep_grace_seconds: float = Field(default=DEFAULT_SWEEP_GRACE_SECONDS, ge=0)
 
     @property
     def protocol(self) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from fsspec.callbacks import Callback
 
+from common.crashpoints import crashpoint
 from destinations.base import PublishError, Receipt
 
 if TYPE_CHECKING:
@@ -153,8 +154,10 @@ def publish_file(
         dest._put(local_path, temp, callback=callback, create_only=True)
         verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size)
         try:
+            crashpoint("publish.before_rename")  # complete, verified temp; final name absent
             dest._rename_noreplace(temp, final)
             renamed = True
+            crashpoint("publish.after_rename")  # final name visible; the ledger does not know yet
         except FileExistsError:
             # Someone (an earlier attempt whose reply was lost, typically) got there first.
             existing = dest._size(final)

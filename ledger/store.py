@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from common.crashpoints import crashpoint
 from ledger.models import deliveries, exports, listings, metadata, uploads
 
 
@@ -257,6 +258,7 @@ class Ledger:
     # ----------------------------------------------------------------- exports
     def record_listed(self, listed: list[tuple[str, str]]) -> list[str]:
         """Insert (uid, product_key) pairs not seen before; returns the new uids. Idempotent."""
+        crashpoint("listing.answered")  # a listing's answer (which consumed the exports) is not recorded yet
         new: list[str] = []
         with self.engine.begin() as conn:
             for uid, product_key in listed:
@@ -269,6 +271,7 @@ class Ledger:
                     )
                 )
                 new.append(uid)
+        crashpoint("ledger.record_listed")
         return new
 
     def get_export(self, uid: str) -> ExportRow | None:
@@ -316,6 +319,7 @@ class Ledger:
                     last_error=None,
                 )
             )
+        crashpoint("ledger.mark_staged")
 
     def mark_export_error(self, uid: str, error: str, *, rejected: bool = False) -> None:
         values: dict[str, Any] = {"last_error": error[:2000], "attempts": exports.c.attempts + 1}
@@ -331,6 +335,7 @@ class Ledger:
                 .where(exports.c.uid == uid)
                 .values(status="delivered", delivered_at=_now(), last_error=None)
             )
+        crashpoint("ledger.mark_export_delivered")
 
     def reset_for_redelivery(self, uid: str, product_key: str = "") -> None:
         """--redeliver: make a delivered (or unknown) export pending again, for every destination."""
@@ -383,6 +388,7 @@ class Ledger:
                     attempts=deliveries.c.attempts + 1,
                 )
             )
+        crashpoint("ledger.mark_delivered")
 
     def mark_delivery_failed(self, uid: str, destination: str, error: str) -> None:
         with self.engine.begin() as conn:

@@ -1,0 +1,38 @@
+"""Deterministic crash points for the reliability suite; a no-op unless ENCOURA_SLATE_CRASHPOINT is set.
+
+Why this exists: the dangerous moments of the export (an API listing answered but not yet
+recorded, a file renamed into place but not yet marked delivered, a ledger row just committed)
+last microseconds, so a test that kills the process from outside can only hit them by luck. The
+suite in tests/reliability/ sets `ENCOURA_SLATE_CRASHPOINT=<name>[@<n>]` on a flow subprocess and
+the process SIGKILLs itself the n-th time (default: first) it reaches `crashpoint(<name>)`:
+exactly what a power cut or OOM kill at that instant would do (no cleanup, no finally blocks).
+
+Production never sets the variable; the cost is one environment lookup per call.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import Counter
+
+CRASHPOINT_ENV = "ENCOURA_SLATE_CRASHPOINT"
+
+_lock = threading.Lock()
+_hits: Counter[str] = Counter()
+
+
+def crashpoint(name: str) -> None:
+    """SIGKILL this process here when the environment asks for it (see module docstring)."""
+    wanted = os.environ.get(CRASHPOINT_ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("@")
+    if point != name:
+        return
+    with _lock:
+        _hits[name] += 1
+        reached = _hits[name] == int(nth or 1)
+    if reached:
+        os.kill(os.getpid(), signal.SIGKILL)
