@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -238,7 +239,7 @@ class EncouraClient:
             response = self._raw.post(
                 ticket.url.reveal(),
                 data={k: str(v) for k, v in ticket.fields.items()},
-                files={"file": (file_name, fh, "text/csv")},
+                files={"file": (file_name, fh, mimetypes.guess_type(file_name)[0] or "application/octet-stream")},
             )
         if response.status_code != 204:
             raise EncouraError(

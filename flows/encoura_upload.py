@@ -1,0 +1,254 @@
+"""Files -> Encoura's upload API (enrollment, Affinity, eMatch): validate, send once, watch, archive.
+
+python -m flows.encoura_upload [--sandbox] [--dry-run]
+
+Exit codes: 0 every file processed (or nothing to do), 1 some file was refused, failed, was canceled,
+needs a person or is still processing at the time limit, 2 the settings are wrong (nothing tried).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.states import Completed, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from common import exit_codes
+from common.cli import run_cli
+from common.errors import ConfigError, merge_config_errors
+from common.redaction import redact_text
+from destinations import DestinationConfig
+from encoura_tasks.client import EncouraClient
+from encoura_tasks.settings import EncouraSettings, load_encoura_settings
+from encoura_tasks.upload_report import outcome_rows, print_upload_report, publish_upload_report, summary_line
+from encoura_tasks.upload_settings import UploadSettings, load_upload_settings
+from encoura_tasks.upload_source import UploadSource
+from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, settled
+from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
+from flows.reporting import Progress
+from flows.settings import RunSettings, load_run_settings
+from ledger import ClaimOwner, Ledger
+
+UploadConfig = tuple[EncouraSettings, RunSettings, UploadSettings, DestinationConfig]
+
+
+def load_upload_config() -> UploadConfig:
+    """Every settings group at once, so one message lists every problem before anything touches the network."""
+    errors: list[ConfigError] = []
+    encoura = run = upload = source = None
+    try:
+        encoura = load_encoura_settings()
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        run = load_run_settings()
+    except ConfigError as exc:
+        errors.append(exc)
+    try:
+        upload, source = load_upload_settings()
+    except ConfigError as exc:
+        errors.append(exc)
+    merged = merge_config_errors(errors)
+    if merged:
+        raise merged
+    assert encoura is not None and run is not None and upload is not None and source is not None
+    return encoura, run, upload, source
+
+
+def _flow_run_id() -> str | None:
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+@contextlib.contextmanager
+def upload_runtime(*, dry_run: bool) -> Iterator[tuple[UploadRuntime, RunSettings]]:
+    encoura_settings, run_settings, upload_settings, source_config = load_upload_config()
+    run_settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
+    owner = ClaimOwner.current(_flow_run_id())
+    source = UploadSource(upload_settings, source_config)
+    client = None if dry_run else EncouraClient(encoura_settings)
+    try:
+        rt = UploadRuntime(
+            client=client,
+            ledger=ledger,
+            source=source,
+            settings=upload_settings,
+            staging_dir=run_settings.state_dir / "uploads",
+            owner=owner,
+            dry_run=dry_run,
+        )
+        ledger.start_heartbeat(owner)
+        yield rt, run_settings
+    finally:
+        with contextlib.suppress(Exception):
+            source.close()
+        if client is not None:
+            client.close()
+        ledger.close()
+
+
+def _error_outcome(name: str, exc: BaseException) -> UploadOutcome:
+    return UploadOutcome(file=name, status="error", error=redact_text(f"{type(exc).__name__}: {exc}"))
+
+
+@flow(name="encoura-upload", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def encoura_upload(dry_run: bool = False):
+    """Send every matching source file to Encoura exactly once and see each one through to a final status."""
+    logger = get_run_logger()
+    with upload_runtime(dry_run=dry_run) as (rt, run_settings):
+        if not dry_run:
+            login(rt)
+        files = list_source(rt)
+        task = upload_file.with_options(
+            retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
+        )
+        outcomes: list[UploadOutcome] = []
+        progress = Progress(len(files), f"Uploading {len(files)} file(s) to Encoura")
+        futures = {task.submit(rt, item): item.relative for item in files}
+        for future in as_completed(list(futures)):
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:
+                outcomes.append(_error_outcome(futures[future], exc))
+            progress.advance()
+
+        # Sent by an earlier run, not finished, and its file is no longer in the source: still find out how it ended.
+        seen = {(o.file.rpartition("/")[2], o.sha256) for o in outcomes}
+        orphans = [
+            row
+            for row in rt.ledger.unfinished_uploads()
+            if row.product_type == rt.settings.product_type
+            and row.encoura_file_id
+            and not settled(row)
+            and (row.name, row.sha256) not in seen
+        ]
+        if orphans and dry_run:
+            outcomes += [
+                UploadOutcome(file=r.name, size=r.size, sha256=r.sha256, encoura_file_id=r.encoura_file_id,
+                              status=f"would resume ({r.status})")
+                for r in orphans
+            ]
+        elif orphans:
+            logger.info("Resuming %d upload(s) sent by an earlier run whose files are gone", len(orphans))
+            resume = resume_upload.with_options(
+                retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
+            )
+            resumed = {resume.submit(rt, row): row.name for row in orphans}
+            for future in as_completed(list(resumed)):
+                try:
+                    outcomes.append(future.result())
+                except Exception as exc:
+                    outcomes.append(_error_outcome(resumed[future], exc))
+
+        outcomes.sort(key=lambda o: o.file)
+        publish_upload_report(outcomes, source=rt.source.describe(), dry_run=dry_run)
+        report = {
+            "files": outcome_rows(outcomes),
+            "source": rt.source.describe(),
+            "summary_line": summary_line(outcomes, dry_run=dry_run),
+        }
+        logger.info("%s", report["summary_line"])
+        if any(o.is_problem for o in outcomes):
+            return Failed(message=report["summary_line"], data=report)
+        return Completed(message=report["summary_line"], data=report)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.encoura_upload",
+        description="Send enrollment, Affinity or eMatch files (UPLOAD_SOURCE) to Encoura's upload API.",
+    )
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the built-in Encoura sandbox with demo files (one processed, one failing, one "
+        "needing field mapping)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list, read and validate only: nothing is sent to Encoura or moved"
+    )
+    return parser.parse_args(argv)
+
+
+DEMO_DIR = Path("demo-output/encoura-upload")
+DEMO_STATE_DIR = Path(".state/sandbox-upload")
+DEMO_FILES = {
+    # The sandbox picks the outcome from the file name: "fail" -> failure, "mapping" -> fields_mapping_required.
+    "enrollment_ok.csv": "StudentID,FirstName,LastName,ZIP,EnrollStatus\n"
+    '000123,Ana,Lopez,"01234",Enrolled\n000124,"Kim, Jr.",Park,"02139",Deposited\n',
+    "enrollment_fail.csv": "StudentID,FirstName,LastName,ZIP,EnrollStatus\n000200,Sam,Lee,\"60601\",Enrolled\n",
+    "enrollment_mapping.csv": "Student Number,Given,Family,Postal,Stage\n000300,Jo,Ng,\"94110\",Admitted\n",
+}
+
+
+@contextlib.contextmanager
+def sandbox_environment() -> Iterator[None]:
+    """Start the built-in sandbox and, unless UPLOAD_SOURCE is set, a fresh demo folder with three files."""
+    from encoura_tasks.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(upload_status_steps=1)) as sandbox:
+        env = dict(sandbox.env())
+        if not os.environ.get("UPLOAD_SOURCE"):
+            shutil.rmtree(DEMO_DIR, ignore_errors=True)
+            outgoing = (DEMO_DIR / "outgoing").resolve()
+            outgoing.mkdir(parents=True)
+            for name, text in DEMO_FILES.items():
+                (outgoing / name).write_text(text, encoding="utf-8")
+            env.update(
+                UPLOAD_SOURCE=f"{outgoing.as_uri()}/enrollment_*.csv",
+                UPLOAD_PRODUCT_TYPE="enrollment",
+                UPLOAD_DESCRIPTION="Sandbox demo",
+                UPLOAD_POLL_INTERVAL_SECONDS="0.2",
+                UPLOAD_POLL_MAX_INTERVAL_SECONDS="1",
+                UPLOAD_POLL_TIMEOUT_SECONDS="30",
+            )
+            if not os.environ.get("STATE_DIR"):
+                # A fresh sandbox knows none of the file ids an earlier demo recorded: start clean.
+                shutil.rmtree(DEMO_STATE_DIR, ignore_errors=True)
+                env["STATE_DIR"] = str(DEMO_STATE_DIR)
+            print(f"Demo files written to {outgoing}")
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        print(f"Sandbox Encoura API at {sandbox.base_url} (fake credentials, loopback only)")
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
+        _, _, upload_settings, _ = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
+        print(f"Source: {upload_settings.describe_source()} ({upload_settings.product_type})")
+        state = encoura_upload(dry_run=args.dry_run, return_state=True)
+        report = state.result(raise_on_failure=False)
+        if isinstance(report, ConfigError):
+            raise report
+        if isinstance(report, dict):
+            print_upload_report(report)
+        elif isinstance(report, BaseException):
+            print(f"Run failed: {type(report).__name__}: {redact_text(str(report))}", file=sys.stderr)
+        return exit_codes.OK if state.is_completed() else exit_codes.WORK_FAILED
+
+
+if __name__ == "__main__":
+    run_cli(main)
