@@ -48,13 +48,14 @@ def create_app(state: SandboxState) -> FastAPI:
         request.state.raw_body = body
         with state.lock:
             state.requests.append(recorded)
-            if state.rate_limit_next_n > 0:
+            faultable = request.method in state.fault_methods
+            if faultable and state.rate_limit_next_n > 0:
                 state.rate_limit_next_n -= 1
                 headers = {"X-Rate-Limit-Remaining": "0.0"}
                 if state.retry_after is not None:
                     headers["Retry-After"] = state.retry_after
                 return PlainTextResponse("403 Forbidden (Rate Limit Exceeded)\n", status_code=403, headers=headers)
-            if state.fail_next_n_5xx > 0:
+            if faultable and state.fail_next_n_5xx > 0:
                 state.fail_next_n_5xx -= 1
                 return _error(state.fault_status, "Sandbox: injected server error")
         if request.url.path.startswith("/api/"):

@@ -135,6 +135,7 @@ class SandboxState:
         self.rate_limit_next_n = 0
         self.fail_next_n_5xx = 0
         self.fault_status = 503
+        self.fault_methods: frozenset[str] = frozenset({"GET", "POST", "PUT"})  # which requests the faults hit
         self.retry_after: str | None = None
         self.fail_after_create_next_n = 0  # POST creates the import, then answers 500
         self.default_scenario = "auto"  # auto: derived from the data (warnings -> imported_with_messages)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from canvas_tasks.sandbox import CanvasSandbox
 from canvas_tasks.sandbox.samples import demo_folder
@@ -23,7 +24,9 @@ def canvas_sandbox() -> Iterator[CanvasSandbox]:
 
 
 @pytest.fixture
-def canvas_env(canvas_sandbox: CanvasSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+def canvas_env(
+    canvas_sandbox: CanvasSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[dict[str, str]]:
     """CANVAS_* settings for the sandbox in this process (for in-process flows) and returned for
     subprocesses; state goes under tmp_path; retries back off in milliseconds."""
     env = {
@@ -37,7 +40,15 @@ def canvas_env(canvas_sandbox: CanvasSandbox, monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.chdir(tmp_path)  # a stray .env in the repo must not leak into tests
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
+    api_url = os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        yield {**os.environ, **env}
+        return
+    # Prefect reads its settings from the environment once, at import; test modules import it at
+    # collection, before the session server sets PREFECT_API_URL. Without this, every in-process
+    # flow would start its own temporary server (~10 s each).
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield {**os.environ, **env}
 
 
 @pytest.fixture
