@@ -73,13 +73,9 @@ class EncouraClient:
         settings: EncouraSettings,
         *,
         transport: httpx.BaseTransport | None = None,
-        token_lifetime: float | None = None,
     ) -> None:
         self.settings = settings
         timeout = httpx.Timeout(settings.timeout_seconds, connect=min(15.0, settings.timeout_seconds))
-        auth_kwargs: dict[str, Any] = {}
-        if token_lifetime is not None:
-            auth_kwargs = {"token_lifetime": token_lifetime, "refresh_margin": token_lifetime / 4}
         self.auth = EncouraAuth(
             base_url=settings.base_url,
             api_key=reveal(settings.api_key, setting="ENCOURA_API_KEY") or "",
@@ -87,7 +83,8 @@ class EncouraClient:
             password=reveal(settings.password, setting="ENCOURA_PASSWORD") or "",
             organization_uid=settings.organization_uid,
             scheme=settings.auth_scheme,
-            **auth_kwargs,
+            token_lifetime=settings.token_lifetime_seconds,
+            refresh_margin=settings.token_lifetime_seconds / 4,
         )
         self._api = httpx.Client(
             base_url=settings.base_url + "/",

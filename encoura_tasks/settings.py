@@ -92,6 +92,7 @@ class EncouraSettings(TomlFileSettings):
     product_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(PRODUCT_KEYS))
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=20)
+    token_lifetime_seconds: float = Field(default=1200.0, gt=0)  # Encoura's is 20 minutes; refreshed at 3/4
 
     @field_validator("product_keys", mode="before")
     @classmethod

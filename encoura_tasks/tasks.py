@@ -42,13 +42,28 @@ def _retry_transient(task: object, task_run: object, state: object) -> bool:
     return False
 
 
+@dataclass
+class LoginOutcome:
+    organizations: list[str] = field(default_factory=list)
+    error: str | None = None  # a user-fixable problem (credentials, organization choice)
+
+
 @task(name="encoura-login", cache_policy=NO_CACHE)
-def login(rt: ExportRuntime) -> list[str]:
-    """Log in once up front: wrong credentials stop the run with one clear error and one attempt."""
-    orgs = rt.client.login()
+def login(rt: ExportRuntime) -> LoginOutcome:
+    """Log in once up front: wrong credentials stop the run with one clear error and one attempt.
+
+    A refused login is an outcome, not a crash: it is reported without a traceback, since the fix
+    is in the settings, not in the code.
+    """
+    try:
+        orgs = rt.client.login()
+    except (EncouraAuthError, ConfigError) as exc:
+        message = exc.render() if isinstance(exc, ConfigError) else f"Encoura login failed: {exc}"
+        get_run_logger().error("%s", message)
+        return LoginOutcome(error=message)
     org = rt.client.auth.organization
     get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
-    return [o.uid for o in orgs]
+    return LoginOutcome(organizations=[o.uid for o in orgs])
 
 
 def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:

@@ -98,7 +98,10 @@ def encoura_export(
     with export_runtime() as rt:
         keys = product_keys or rt.client.settings.product_keys
         settings = rt.settings  # type: ignore[attr-defined]
-        login(rt)
+        signed_in = login(rt)
+        if signed_in.error:
+            report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
+            return Failed(message=signed_in.error, data=report)
         _sweep(rt)
         for uid in redeliver or []:
             rt.ledger.reset_for_redelivery(uid)
@@ -141,6 +144,7 @@ def encoura_export(
             "exports": outcome_rows(outcomes),
             "problems": problems,
             "destinations": {name: dest.describe() for name, dest in rt.destinations.items()},
+            "exit_code": exit_codes.WORK_FAILED if failed or problems else exit_codes.OK,
             "summary_line": (
                 f"{delivered} delivered, {len(failed)} failed, {len(problems)} listing problem(s)"
                 + (" (dry run: nothing downloaded or delivered)" if dry_run else "")
@@ -220,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(report, ConfigError):
             raise report
         if isinstance(report, dict):
+            if report.get("exit_code") == exit_codes.CONFIG_ERROR:
+                print(report["summary_line"], file=sys.stderr)
+                return exit_codes.CONFIG_ERROR
             print_console_report(report)
         elif isinstance(report, BaseException):
             print(f"Run failed: {type(report).__name__}: {report}", file=sys.stderr)

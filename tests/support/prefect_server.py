@@ -75,9 +75,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
     server.start()
     saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
+    os.environ.update(server.env)  # for subprocesses
+    # Prefect reads its settings once at import (during collection, before this fixture ran), so the
+    # in-process flows need the settings context updated too, or each would start a temporary server.
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
     try:
-        yield server
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}):
+            yield server
     finally:
         for key, value in saved.items():
             if value is None:
