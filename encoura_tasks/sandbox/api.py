@@ -77,6 +77,7 @@ def api_router(state: SandboxState) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request, _: Caller = gate("login", session=False, org=False)) -> JSONResponse:
+        state.note_login_attempt()
         return JSONResponse(state.login(await _json_body(state, request)))
 
     @router.get("/refresh-token")

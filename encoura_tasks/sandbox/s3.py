@@ -7,7 +7,6 @@ and slow responses.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from email.utils import formatdate
 
@@ -42,9 +41,10 @@ class ObjectResponse(Response):
     what a client sees when S3 or the network drops a download.
     """
 
-    def __init__(self, data: bytes, *, truncate: bool, chunk_delay: float) -> None:
+    def __init__(self, data: bytes, *, etag: str, truncate: bool, chunk_delay: float) -> None:
         super().__init__(status_code=200)
         self.data = data
+        self.etag = etag
         self.truncate = truncate
         self.chunk_delay = chunk_delay
 
@@ -53,7 +53,7 @@ class ObjectResponse(Response):
         headers = [
             (b"content-length", str(len(data)).encode()),
             (b"content-type", b"binary/octet-stream"),
-            (b"etag", f'"{hashlib.md5(self.data, usedforsecurity=False).hexdigest()}"'.encode()),
+            (b"etag", self.etag.encode()),
             (b"last-modified", formatdate(usegmt=True).encode()),
             (b"accept-ranges", b"bytes"),
         ]
@@ -90,7 +90,9 @@ def s3_router(state: SandboxState) -> APIRouter:
             bucket, key, request.query_params.get("Signature"), request.query_params.get("Expires")
         )
         truncate = len(record.content) > 1 and state.draw_truncate(record.uid)
-        return ObjectResponse(record.content, truncate=truncate, chunk_delay=state.config.s3_chunk_delay_seconds)
+        return ObjectResponse(
+            record.content, etag=record.etag, truncate=truncate, chunk_delay=state.config.s3_chunk_delay_seconds
+        )
 
     @router.post(f"/{UPLOAD_BUCKET}")
     async def post_object(request: Request) -> Response:

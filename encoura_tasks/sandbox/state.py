@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -51,6 +52,15 @@ class ExportRecord:
     def s3_key(self) -> str:
         return f"{self.product_key}/{self.filename}"
 
+    # Content never changes after creation; hashing a large export on every GET or snapshot would not scale.
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @cached_property
+    def etag(self) -> str:
+        return f'"{hashlib.md5(self.content, usedforsecurity=False).hexdigest()}"'
+
     def summary(self) -> dict[str, Any]:
         return {
             "uid": self.uid,
@@ -59,7 +69,7 @@ class ExportRecord:
             "status": self.status,
             "organization_uid": self.organization_uid,
             "size": len(self.content),
-            "sha256": hashlib.sha256(self.content).hexdigest(),
+            "sha256": self.sha256,
         }
 
 
@@ -316,9 +326,12 @@ class SandboxState:
         return organization
 
     # ------------------------------------------------------------------ auth
-    def login(self, body: dict[str, Any]) -> dict[str, Any]:
+    def note_login_attempt(self) -> None:
+        """Every login that gets past the gateway counts, well-formed or not: tests assert no retry storms."""
         with self.lock:
             self.login_attempts += 1
+
+    def login(self, body: dict[str, Any]) -> dict[str, Any]:
         user = body.get("userName", body.get("email"))
         password = body.get("password")
         if body.get("acceptedTerms") is not True:

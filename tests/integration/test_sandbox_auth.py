@@ -71,6 +71,7 @@ def test_login_needs_accepted_terms_and_a_json_body(encoura_sandbox: SandboxServ
     garbled = httpx.post(f"{encoura_sandbox.base_url}/login", content=b"userName=x", headers=API_KEY)
     assert garbled.status_code == 400
     assert "json" in garbled.json()["message"]
+    assert encoura_sandbox.state.login_attempts == 2  # malformed attempts count too
 
 
 def test_require_content_type_refuses_bare_bodies(encoura_sandbox: SandboxServer) -> None:
