@@ -1,0 +1,305 @@
+"""`python -m bench` (or `make bench`): every benchmark of issue #8 in one run, on loopback only.
+
+Starts the Encoura sandbox, an OpenSSH SFTP server, our latency/bandwidth proxy in front of it and
+a Prefect API server, then measures export throughput (our flow vs the sequential script it
+replaces vs rclone), peak memory with a big export, orchestration overhead with tiny files, and
+the Canvas (and, when present, upload) flow per file. Writes bench/results/latest.{json,md}.
+Targets are reported, never asserted: a benchmark that fails the build on a slow CI box teaches
+people to ignore it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.exports import (
+    MB,
+    Stack,
+    add_file_backed_export,
+    add_sized_exports,
+    make_big_file,
+    run_baseline,
+    run_export_flow,
+    run_rclone,
+    verify_arrived,
+    write_local_copies,
+)
+from bench.infra import PrefectServer, Proxy, SshServer, ensure_tools, run_measured, temp_dir
+from bench.machine import machine_info
+from bench.report import evaluate_targets, markdown_table
+from encoura_tasks.sandbox import SandboxServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ("throughput", "memory", "orchestration", "flows")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description="End-to-end benchmarks (issue #8).")
+    p.add_argument("--count", type=int, default=50, help="exports in the throughput run (default 50)")
+    p.add_argument("--size-mb", type=float, default=2.0, help="size of each export, MB (default 2)")
+    p.add_argument("--latency-ms", type=float, default=20.0, help="proxy delay each way (default 20)")
+    p.add_argument("--bandwidth-mbit", type=float, default=100.0, help="proxy's shared cap (default 100)")
+    p.add_argument("--rclone-transfers", type=int, default=8)
+    p.add_argument(
+        "--memory-mb",
+        type=float,
+        nargs="+",
+        default=[256.0, 2048.0],
+        help="export sizes for the memory run, MB (default 256 2048: growth must be flat)",
+    )
+    p.add_argument(
+        "--memory-bandwidth-mbit",
+        type=float,
+        default=0.0,
+        help="proxy cap for the memory run, 0 = none (default: none, same latency)",
+    )
+    p.add_argument(
+        "--tiny-counts",
+        type=int,
+        nargs=2,
+        default=[20, 200],
+        metavar=("FEW", "MANY"),
+        help="1 KB export counts for the orchestration run (default 20 200)",
+    )
+    p.add_argument("--flow-batch", type=int, default=10, help="Canvas/upload flow runs per batch (default 10)")
+    p.add_argument(
+        "--no-whatif",
+        dest="whatif",
+        action="store_false",
+        help="skip the what-if export run (bench/whatif_sftp.py: proposed SFTP round-trip savings)",
+    )
+    p.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios (repeatable)")
+    p.add_argument(
+        "--flow-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every export-flow run, e.g. DESTINATIONS__SLATE__MAX_CONCURRENCY=8",
+    )
+    p.add_argument(
+        "--prefect-api-url",
+        default=None,
+        help="use this running Prefect server (http://127.0.0.1:PORT/api) instead of starting one",
+    )
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default bench/results)")
+    p.add_argument("--name", default="latest", help="result file stem (default latest)")
+    return p.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- scenarios
+def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    size, count = int(args.size_mb * MB), args.count
+    total = size * count
+    rate = stack.proxy.bytes_per_second
+    base = stack.ssh.remote_base
+    out: dict[str, Any] = {
+        "files": count,
+        "file_bytes": size,
+        "total_bytes": total,
+        "latency_ms_each_way": args.latency_ms,
+        "bandwidth_mbit": args.bandwidth_mbit,
+        "floor_seconds": round(total / rate, 3) if rate else None,
+    }
+
+    log(f"throughput: our flow, {count} x {args.size_mb:g} MB through the proxy")
+    stack.sandbox.reset()
+    expected = add_sized_exports(stack.sandbox, count, size, "export")
+    flow = run_export_flow(
+        stack, label="throughput", dest_env=stack.sftp_env("slate", stack.proxy.port, f"{base}/flow")
+    )
+    flow["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/flow"), expected)
+    out["flow"] = flow
+
+    if args.whatif:
+        log("throughput: what-if, our flow with fewer SFTP round trips and max_concurrency 8 (not shipped)")
+        stack.sandbox.reset()
+        add_sized_exports(stack.sandbox, count, size, "export")
+        whatif = run_export_flow(
+            stack,
+            label="whatif",
+            dest_env=stack.sftp_env("slate", stack.proxy.port, f"{base}/whatif"),
+            extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
+            module="bench.whatif_sftp",
+        )
+        whatif["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/whatif"), expected)
+        out["whatif"] = whatif
+
+    log("throughput: baseline script (requests + paramiko, sequential, download all then upload all)")
+    stack.sandbox.reset()
+    add_sized_exports(stack.sandbox, count, size, "export")
+    baseline = run_baseline(stack, label="throughput", remote_dir=f"{base}/baseline", port=stack.proxy.port)
+    baseline["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/baseline"), expected)
+    out["baseline"] = baseline
+
+    log(f"throughput: rclone copy --transfers {args.rclone_transfers} from local disk")
+    source = stack.workdir / "rclone-source"
+    write_local_copies(source, count, size, "export")
+    rclone = run_rclone(
+        stack, source=source, remote_dir=f"{base}/rclone", port=stack.proxy.port, transfers=args.rclone_transfers
+    )
+    rclone["transfers"] = args.rclone_transfers
+    rclone["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/rclone"), expected)
+    out["rclone"] = rclone
+
+    for key in ("flow", "whatif", "baseline", "rclone"):
+        if key in out:
+            out[key]["mb_per_s"] = round(total / MB / out[key]["seconds"], 2)
+            if out[key].get("flow_run_seconds"):
+                out[key]["flow_run_mb_per_s"] = round(total / MB / out[key]["flow_run_seconds"], 2)
+    return out
+
+
+def memory(stack: Stack, proxy: Proxy, args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for size_mb in args.memory_mb:
+        size = int(size_mb * MB)
+        log(f"memory: one {size_mb:g} MB export (proxy: {args.latency_ms:g} ms, cap {proxy.bandwidth_mbit or 'none'})")
+        path = stack.workdir / f"big-{size_mb:g}.csv"
+        sha = make_big_file(path, size)
+        stack.sandbox.reset()
+        name = f"big-{size_mb:g}MB.csv"
+        mapped = add_file_backed_export(stack.sandbox, path, name)
+        remote = f"{stack.ssh.remote_base}/memory-{size_mb:g}"
+        run = run_export_flow(stack, label=f"memory-{size_mb:g}", dest_env=stack.sftp_env("slate", proxy.port, remote))
+        from bench.exports import ExpectedFile
+
+        run["verify"] = verify_arrived(stack.ssh.local_dir(remote), [ExpectedFile(name, size, sha)])
+        run["file_bytes"] = size
+        run["mb_per_s"] = round(size / MB / run["seconds"], 2)
+        runs.append(run)
+        stack.sandbox.reset()
+        with contextlib.suppress(BufferError):  # a response may still hold a view; exit releases it
+            mapped.close()
+        path.unlink(missing_ok=True)
+        shutil.rmtree(stack.ssh.local_dir(remote), ignore_errors=True)
+    return {"proxy_bandwidth_mbit": proxy.bandwidth_mbit, "latency_ms_each_way": args.latency_ms, "runs": runs}
+
+
+def orchestration(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for count in args.tiny_counts:
+        log(f"orchestration: {count} exports of 1 KB to a local folder")
+        stack.sandbox.reset()
+        expected = add_sized_exports(stack.sandbox, count, 1000, "tiny")
+        dest = stack.workdir / f"local-{count}"
+        run = run_export_flow(stack, label=f"tiny-{count}", dest_env={"DESTINATIONS__LOCAL__URL": dest.as_uri()})
+        run["verify"] = verify_arrived(dest, expected)
+        run["files"] = count
+        run["ms_per_file_wall"] = round(run["seconds"] * 1000 / count, 1)
+        if run.get("flow_run_seconds"):
+            run["ms_per_file_flow_run"] = round(run["flow_run_seconds"] * 1000 / count, 1)
+        runs.append(run)
+    few, many = runs
+    out: dict[str, Any] = {"runs": runs}
+    if few.get("flow_run_seconds") and many.get("flow_run_seconds"):
+        # The slope between two batch sizes: per-file cost without the fixed start-up and listing.
+        out["ms_per_file_marginal"] = round(
+            (many["flow_run_seconds"] - few["flow_run_seconds"]) * 1000 / (many["files"] - few["files"]), 1
+        )
+    return out
+
+
+def other_flows(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    log(f"flows: Canvas SIS import x {args.flow_batch} against the Canvas sandbox")
+    env = stack.base_env()
+    result = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "bench.flow_driver",
+            "canvas",
+            "--count",
+            str(args.flow_batch),
+            "--poll-interval",
+            "0.1",
+        ],
+        env,
+        cwd=stack.workdir,
+    )
+    canvas: dict[str, Any] = {"process_seconds": round(result.seconds, 3), "returncode": result.returncode}
+    try:
+        canvas.update(json.loads(result.output.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        canvas["output_tail"] = result.output[-2000:]
+    out["canvas"] = canvas
+    if importlib.util.find_spec("flows.encoura_upload") is None:
+        out["upload"] = {"skipped": "flows/encoura_upload.py is not in the repository yet"}
+    else:
+        out["upload"] = {"skipped": "the upload flow exists but bench/flow_driver.py has no driver for it yet"}
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = set(args.only or SCENARIOS)
+    started = time.monotonic()
+    ensure_tools()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+    extra_env = dict(item.split("=", 1) for item in args.flow_env)
+    with temp_dir("encoura-bench-") as work:
+        ssh = SshServer(work / "ssh")
+        proxy = Proxy(0, args.latency_ms, args.bandwidth_mbit)
+        fast_proxy = Proxy(0, args.latency_ms, args.memory_bandwidth_mbit or None)
+        prefect = PrefectServer(work / "prefect-home")
+        try:
+            ssh.start()
+            proxy.target_port = fast_proxy.target_port = ssh.port
+            proxy.start()
+            fast_proxy.start()
+            if args.prefect_api_url:
+                prefect.port = int(args.prefect_api_url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+                results["prefect_server_startup_seconds"] = None
+            else:
+                log("starting the Prefect API server")
+                prefect.start()
+                results["prefect_server_startup_seconds"] = round(prefect.startup_seconds, 2)
+                log(f"Prefect server healthy after {prefect.startup_seconds:.1f} s")
+            with SandboxServer() as sandbox:
+                stack = Stack(work, sandbox, ssh, proxy, prefect, extra_env)
+                if "throughput" in wanted:
+                    results["throughput"] = throughput(stack, args)
+                if "memory" in wanted:
+                    results["memory"] = memory(stack, fast_proxy, args)
+                if "orchestration" in wanted:
+                    results["orchestration"] = orchestration(stack, args)
+                if "flows" in wanted:
+                    results["flows"] = other_flows(stack, args)
+        finally:
+            prefect.stop()
+            fast_proxy.stop()
+            proxy.stop()
+            ssh.stop()
+    results["total_seconds"] = round(time.monotonic() - started, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["targets"] = evaluate_targets(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown_table(results)
+    (args.out / f"{args.name}.md").write_text(table)
+    print(table)
+    log(f"done in {results['total_seconds']:.0f} s; wrote {args.out / args.name}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""A TCP proxy that makes loopback look like the internet: added latency and one shared bandwidth cap.
+
+    python -m bench.proxy --target 127.0.0.1:2222 [--latency-ms 20] [--bandwidth-mbit 100]
+
+It prints `PORT <n>` once it listens. Why it is built this way:
+- Latency is a delay line, not a sleep per read: every chunk is stamped when it arrives and is
+  forwarded `latency` later, so many chunks are in flight at once, as on a real path. Sleeping
+  between reads would cap each connection at chunk/latency and measure the proxy, not the product.
+- The bandwidth cap is one FIFO "virtual clock" per direction, shared by every connection, like
+  the access link of a campus: eight parallel transfers share 100 Mbit/s, they do not get 100 each.
+  The two directions are independent (links are full duplex).
+- Each direction's in-flight bytes are bounded by a queue, so the proxy's memory stays small and
+  a slow receiver pushes back on the sender through TCP, as a real path does.
+The loopback kernel acknowledges TCP segments to the proxy at once, so TCP's own window dynamics
+over a long path are not modelled; SSH channel windows and SFTP request round trips, which decide
+SFTP throughput, are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+
+CHUNK = 64 * 1024
+MAX_IN_FLIGHT_CHUNKS = 256  # bounds memory; 16 MiB per direction per connection at most
+BURST_BYTES = 64 * 1024
+
+
+class SharedLink:
+    """One direction of the emulated link. asyncio is single-threaded, so no lock is needed."""
+
+    def __init__(self, bytes_per_second: float | None) -> None:
+        self.rate = bytes_per_second
+        self._next_free = 0.0
+
+    async def transmit(self, size: int) -> None:
+        """Wait until `size` more bytes fit through the link after everything queued before them."""
+        if not self.rate:
+            return
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next_free)
+        self._next_free = start + size / self.rate
+        wait = self._next_free - now - BURST_BYTES / self.rate
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: SharedLink, latency: float) -> None:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(maxsize=MAX_IN_FLIGHT_CHUNKS)
+
+    async def feed() -> None:
+        try:
+            while data := await reader.read(CHUNK):
+                await link.transmit(len(data))
+                await queue.put((loop.time() + latency, data))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await queue.put(None)
+
+    async def deliver() -> None:
+        try:
+            while (item := await queue.get()) is not None:
+                due, data = item
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except (ConnectionError, OSError):
+            pass
+
+    feeder = asyncio.create_task(feed())
+    try:
+        await deliver()
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class LatencyProxy:
+    def __init__(self, target: tuple[str, int], *, latency_ms: float, bandwidth_mbit: float | None) -> None:
+        self.target = target
+        self.latency = latency_ms / 1000.0
+        rate = bandwidth_mbit * 1_000_000 / 8 if bandwidth_mbit else None
+        self.up = SharedLink(rate)  # client -> server
+        self.down = SharedLink(rate)  # server -> client
+        self.connections = 0
+
+    async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            server_reader, server_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.close()
+            return
+        _nodelay(client_writer)
+        _nodelay(server_writer)
+        try:
+            await asyncio.gather(
+                _pump(client_reader, server_writer, self.up, self.latency),
+                _pump(server_reader, client_writer, self.down, self.latency),
+            )
+        except asyncio.CancelledError:
+            pass  # shutting down
+        finally:
+            for w in (client_writer, server_writer):
+                w.close()
+                with contextlib.suppress(Exception):
+                    await w.wait_closed()
+
+
+async def serve(target: tuple[str, int], *, port: int, latency_ms: float, bandwidth_mbit: float | None) -> None:
+    proxy = LatencyProxy(target, latency_ms=latency_ms, bandwidth_mbit=bandwidth_mbit)
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", port)
+    bound = server.sockets[0].getsockname()[1]
+    print(f"PORT {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__.split("\n")[0])
+    parser.add_argument("--target", required=True, help="host:port to forward to")
+    parser.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="added delay each way (default 20)")
+    parser.add_argument(
+        "--bandwidth-mbit", type=float, default=100.0, help="shared cap per direction, 0 = none (default 100)"
+    )
+    args = parser.parse_args(argv)
+    host, _, port = args.target.rpartition(":")
+    asyncio.run(
+        serve((host, int(port)), port=args.port, latency_ms=args.latency_ms, bandwidth_mbit=args.bandwidth_mbit or None)
+    )
+
+
+if __name__ == "__main__":
+    main()
