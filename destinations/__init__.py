@@ -1,6 +1,6 @@
 """Where files land: Slate SFTP, shares, S3 or any fsspec URL, through one atomic, verified publish path.
 
-Public API (see docs/destinations.md): `DestinationConfig`, `open_destination`, `filesystem_for`,
+Public API (see docs/destinations.md): `DestinationConfig`, `open_destination`, `filesystem_for`, `close_filesystem`,
 `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
 `PathContext`, `render_path`, `validate_template`.
 """
@@ -14,7 +14,7 @@ from destinations.base import (
     Receipt,
 )
 from destinations.config import ENTRY_POINT_GROUP, DestinationConfig
-from destinations.registry import filesystem_for, open_destination
+from destinations.registry import close_filesystem, filesystem_for, open_destination
 from destinations.templates import PathContext, render_path, validate_template
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "PathContext",
     "PublishError",
     "Receipt",
+    "close_filesystem",
     "filesystem_for",
     "open_destination",
     "render_path",

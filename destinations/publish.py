@@ -1,9 +1,10 @@
 """The one publish path shared by every protocol: temp name -> verify -> rename into place.
 
 Why each step:
-- The temp name (`.encoura-slate.<unix time>.<pid>-<random>.part`, a dot-file beside the final
-  name) cannot match a Slate source-format mask: masks need a meaningful prefix or suffix, and this
-  name carries neither the file's name nor its extension. Slate therefore never imports a half file.
+- The temp name (`.~inflight.<unix time>.<pid>-<random>.part`, a dot-file beside the final
+  name) cannot match a Slate source-format mask: masks need a meaningful prefix or suffix, and
+  this name carries neither the file's name, nor its extension, nor a product name. Slate
+  therefore never imports a half file.
 - The size (and sha256 where reading back is cheap) is checked on the temp file, before the final
   name exists, so a short write never becomes visible.
 - The rename never overwrites: if the final name exists, its content is compared and either
@@ -34,9 +35,9 @@ from destinations.base import PublishError, Receipt
 if TYPE_CHECKING:
     from destinations.base import Destination
 
-TEMP_PREFIX = ".encoura-slate."
+TEMP_PREFIX = ".~inflight."
 TEMP_SUFFIX = ".part"
-TEMP_RE = re.compile(r"^\.encoura-slate\.(?P<ts>\d{9,12})\.(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.part$")
+TEMP_RE = re.compile(r"^\.~inflight\.(?P<ts>\d{9,12})\.(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.part$")
 PROBE_BYTES = b"encoura-slate destination probe\n"
 
 

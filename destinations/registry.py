@@ -92,3 +92,13 @@ def filesystem_for(
             f"check {prefix}URL and {prefix}STORAGE_OPTIONS",
             destination=name,
         ) from None
+
+
+def close_filesystem(fs: fsspec.AbstractFileSystem) -> None:
+    """Close what `filesystem_for` opened (SSH connections are closed now, quietly, even if dropped)."""
+    from sshfs import SSHFileSystem
+
+    if isinstance(fs, SSHFileSystem):
+        from destinations.sftp import SFTPDestination
+
+        SFTPDestination._close_fs(fs)

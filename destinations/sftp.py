@@ -16,6 +16,7 @@ Rules this module keeps, each for a reason:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -173,12 +174,22 @@ class SFTPDestination(FsspecDestination):
 
     @staticmethod
     def _close_fs(fs: fsspec.AbstractFileSystem | None) -> None:
+        """Close channels and connection now, swallowing errors of an already dead connection.
+
+        sshfs only closes from a weakref finalizer, which prints a traceback at interpreter exit
+        when the connection was dropped; closing here (sshfs's own pool and exit stack) avoids that.
+        """
         if fs is None:
             return
-        try:
-            fs.client.close()
-        except Exception:  # already gone
-            return
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await fs._pool.close()
+            with contextlib.suppress(Exception):
+                await fs._stack.aclose()
+
+        with contextlib.suppress(Exception):
+            sync(fs.loop, close, timeout=10)
 
     def close(self) -> None:
         with self._lock:

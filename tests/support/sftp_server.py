@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,35 @@ if not isinstance(SFTPServerHandler.__dict__.get("_extensions"), _ExtensionList)
     SFTPServerHandler._extensions = _ExtensionList(list(SFTPServerHandler._extensions))  # type: ignore[assignment]
 
 
+_KEY_CACHE: dict[str, tuple[bytes, bytes, str]] = {}
+
+
+def _export_fast(key: asyncssh.SSHKey, passphrase: str) -> bytes:
+    """Few KDF rounds: test keys need to be encrypted, not strong; it keeps key loading fast."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return key.export_private_key(passphrase=passphrase, rounds=16)
+
+
+def _client_keys(keydir: Path, passphrase: str) -> tuple[Path, Path, str]:
+    """Client keys, generated once per process: encrypting a key (bcrypt KDF) costs ~1 s each time."""
+    if passphrase not in _KEY_CACHE:
+        plain = asyncssh.generate_private_key("ssh-ed25519")
+        encrypted = asyncssh.generate_private_key("ssh-ed25519")
+        _KEY_CACHE[passphrase] = (
+            plain.export_private_key(),
+            _export_fast(encrypted, passphrase),
+            plain.export_public_key().decode() + encrypted.export_public_key().decode(),
+        )
+    plain_bytes, encrypted_bytes, authorized = _KEY_CACHE[passphrase]
+    plain_path, encrypted_path = keydir / "id_ed25519", keydir / "id_ed25519_encrypted"
+    plain_path.write_bytes(plain_bytes)
+    encrypted_path.write_bytes(encrypted_bytes)
+    plain_path.chmod(0o600)
+    encrypted_path.chmod(0o600)
+    return plain_path, encrypted_path, authorized
+
+
 @dataclass
 class SFTPTestServer:
     root: Path
@@ -74,15 +104,10 @@ class SFTPTestServer:
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         public = host_key.export_public_key().decode().split()
         self.host_key_line = f"{public[0]} {public[1]}"
-        client_key = asyncssh.generate_private_key("ssh-ed25519")
-        self.client_key_path = keydir / "id_ed25519"
-        self.client_key_path.write_bytes(client_key.export_private_key())
-        encrypted = asyncssh.generate_private_key("ssh-ed25519")
-        self.encrypted_client_key_path = keydir / "id_ed25519_encrypted"
-        self.encrypted_client_key_path.write_bytes(encrypted.export_private_key(passphrase=self.key_passphrase))
-        authorized = asyncssh.import_authorized_keys(
-            client_key.export_public_key().decode() + encrypted.export_public_key().decode()
+        self.client_key_path, self.encrypted_client_key_path, authorized_text = _client_keys(
+            keydir, self.key_passphrase
         )
+        authorized = asyncssh.import_authorized_keys(authorized_text)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sftp-test-server", daemon=True)
         self._thread.start()
