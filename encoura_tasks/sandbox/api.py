@@ -17,7 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from encoura_tasks.sandbox.errors import ApiError
-from encoura_tasks.sandbox.state import EXPORT_STATUSES, UPLOAD_BUCKET, SandboxState
+from encoura_tasks.sandbox.exports import EXPORT_STATUSES
+from encoura_tasks.sandbox.state import SandboxState
+from encoura_tasks.sandbox.uploads import UPLOAD_BUCKET
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,8 @@ def api_router(state: SandboxState) -> APIRouter:
         return JSONResponse(state.login(await _json_body(state, request)))
 
     @router.get("/refresh-token")
-    async def refresh_token(caller: Caller = gate("refresh_token", org=False)) -> JSONResponse:
-        assert caller.token is not None
-        return JSONResponse(state.refresh(caller.token))
+    async def refresh_token(_: Caller = gate("refresh_token", org=False)) -> JSONResponse:
+        return JSONResponse(state.refresh())
 
     @router.get("/datacenter/exports")
     async def list_exports(request: Request, caller: Caller = gate("list_exports")) -> Response:

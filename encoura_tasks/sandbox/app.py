@@ -16,11 +16,16 @@ def build_app(state: SandboxState) -> FastAPI:
     app = FastAPI(title="Encoura Data Lab API sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
     async def api_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError | S3Error)
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def s3_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, S3Error)
+        state.note_s3_rejection(exc.code)
         return exc.response()
 
     app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(S3Error, api_error)
+    app.add_exception_handler(S3Error, s3_error)
     app.include_router(api_router(state))
     app.include_router(s3_router(state))
     app.include_router(admin_router(state))

@@ -46,10 +46,26 @@ FAULT_FIELDS = (
 )
 
 
-def organization_uids(count: int) -> list[str]:
+ACCESS_KEY_ID = "AKIASANDBOXFAKE00000"
+MAX_ORGANIZATIONS = 20
+
+
+def organization_uids(count: int = MAX_ORGANIZATIONS) -> list[str]:
     """Org uids the sandbox user belongs to; the first is the one in SANDBOX_CREDENTIALS."""
     first = SANDBOX_CREDENTIALS["organization_uid"]
     return [first] + [str(uuid.uuid5(uuid.UUID(first), f"org-{n}")) for n in range(2, count + 1)]
+
+
+def fice_of(org_uid: str) -> str:
+    known = organization_uids()
+    return f"SANDBOX{known.index(org_uid) + 1}" if org_uid in known else "SANDBOX"
+
+
+def org_json(org_uid: str) -> dict[str, str]:
+    """An entry of `user.organizations` in the login answer."""
+    fice = fice_of(org_uid)
+    suffix = "" if fice == "SANDBOX1" else f" Campus {fice.removeprefix('SANDBOX')}"
+    return {"uid": org_uid, "name": f"Sandbox University{suffix} (fake)", "fice": fice, "stateCode": "MO"}
 
 
 class SandboxConfig(BaseModel):
@@ -72,7 +88,7 @@ class SandboxConfig(BaseModel):
     slow_seconds: float = Field(default=0.0, ge=0)
     # Pause between 64 KiB chunks of an S3 body: gives kill tests a window in the middle of a download.
     s3_chunk_delay_seconds: float = Field(default=0.0, ge=0)
-    organizations: int = Field(default=1, ge=1, le=20)
+    organizations: int = Field(default=1, ge=1, le=MAX_ORGANIZATIONS)
     seed: int = 0
     listing_mode: ListingMode = "normal"
     # Whether a garbage listing (listing_mode != normal/empty) still marks the exports Delivered, as a

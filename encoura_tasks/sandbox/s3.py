@@ -14,8 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from encoura_tasks.sandbox.errors import S3Error
 from encoura_tasks.sandbox.multipart import MultipartError, parse_form
-from encoura_tasks.sandbox.state import UPLOAD_BUCKET, SandboxState
+from encoura_tasks.sandbox.state import SandboxState
+from encoura_tasks.sandbox.uploads import UPLOAD_BUCKET
 
 CHUNK = 64 * 1024
 _TRUNCATION_LOG = "ASGI callable returned without completing response."
@@ -102,7 +104,7 @@ def s3_router(state: SandboxState) -> APIRouter:
         try:
             parts = parse_form(await request.body(), request.headers.get("content-type"))
         except MultipartError as exc:
-            raise state.s3_reject(400, "MalformedPOSTRequest", str(exc)) from None
+            raise S3Error(400, "MalformedPOSTRequest", str(exc)) from None
         state.receive_upload(parts)
         return Response(status_code=204)
 

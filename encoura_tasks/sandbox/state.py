@@ -9,157 +9,33 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from encoura_tasks.sandbox.config import SANDBOX_CREDENTIALS, SandboxConfig, organization_uids
+from encoura_tasks.sandbox.config import (
+    ACCESS_KEY_ID,
+    SANDBOX_CREDENTIALS,
+    SandboxConfig,
+    org_json,
+    organization_uids,
+)
 from encoura_tasks.sandbox.errors import ApiError, S3Error
+from encoura_tasks.sandbox.exports import EXPORT_BUCKET, EXPORT_STATUSES, ExportRecord, PresignedDownload
 from encoura_tasks.sandbox.faults import FaultPlan
+from encoura_tasks.sandbox.multipart import Part
 from encoura_tasks.sandbox.samples import seed_exports
+from encoura_tasks.sandbox.uploads import ReceivedUpload, UploadRecord, accept_form, new_upload
 from encoura_tasks.settings import PRODUCT_KEYS
-
-EXPORT_BUCKET = "encoura-datalab-export-files-sandbox"
-UPLOAD_BUCKET = "uploads"
-ACCESS_KEY_ID = "AKIASANDBOXFAKE00000"
-EXPORT_STATUSES = ("NotDelivered", "Delivered")
-PRODUCT_TYPES = ("enrollment", "affinity", "ematch")
-_DONE_CHAIN = ("analyzing", "enqueued", "cleansing", "ingesting", "processing", "done")
-FAILURE_ERROR = "Row 3: missing required column 'Student ID'"
-
-
-@dataclass
-class ExportRecord:
-    uid: str
-    product_key: str
-    filename: str
-    content: bytes
-    organization_uid: str
-    status: str = "NotDelivered"
-    created_at_ms: int = 0
-    listing_overrides: dict[str, Any] | None = None
-
-    @property
-    def s3_key(self) -> str:
-        return f"{self.product_key}/{self.filename}"
-
-    # Content never changes after creation; hashing a large export on every GET or snapshot would not scale.
-    @cached_property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
-
-    @cached_property
-    def etag(self) -> str:
-        return f'"{hashlib.md5(self.content, usedforsecurity=False).hexdigest()}"'
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "uid": self.uid,
-            "product_key": self.product_key,
-            "filename": self.filename,
-            "status": self.status,
-            "organization_uid": self.organization_uid,
-            "size": len(self.content),
-            "sha256": self.sha256,
-        }
-
-
-@dataclass
-class PresignedDownload:
-    uid: str
-    bucket: str
-    key: str
-    expires_at: float  # time.monotonic() deadline; the Expires query value is only informative
-    used: bool = False
-
-
-@dataclass
-class ReceivedUpload:
-    """One multipart POST that S3 accepted: what a client really sent, in order, byte for byte."""
-
-    upload_id: str
-    field_order: list[str]
-    fields: dict[str, str]
-    file_name: str | None
-    file_content_type: str | None
-    file_bytes: bytes
-
-
-@dataclass
-class UploadRecord:
-    id: str
-    organization_uid: str
-    file_name: str
-    original_file_name: str | None
-    product_type: str
-    data_source: str
-    file_description: str
-    fields: dict[str, str]
-    upload_date: str
-    uploaded: bool = False
-    polls_since_upload: int = 0
-    record_volume: int = 0
-    columns: list[str] = field(default_factory=list)
-
-    @property
-    def chain(self) -> tuple[str, ...]:
-        """Statuses after the file arrives; the file name picks the scenario so tests need no extra knobs."""
-        name = self.file_name.lower()
-        if "fail" in name:
-            return ("analyzing", "failure")
-        if "mapping" in name:
-            return ("analyzing", "fields_mapping_required")
-        if "cancel" in name:
-            return ("analyzing", "fields_mapping_required", "canceled")
-        return _DONE_CHAIN
-
-    def status_at(self, steps: int) -> str:
-        if not self.uploaded:
-            return "uploading"
-        chain = self.chain
-        return chain[min(max(self.polls_since_upload - 1, 0) // steps, len(chain) - 1)]
-
-    def to_json(self, status: str) -> dict[str, Any]:
-        analyzed = status != "uploading"
-        return {
-            "id": self.id,
-            "fileName": self.file_name,
-            "originalFileName": self.original_file_name,
-            "filePath": self.fields["key"],
-            "productType": self.product_type,
-            "status": status,
-            "userName": "API-User",
-            "uploadDate": self.upload_date,
-            "recordVolume": self.record_volume if analyzed else 0,
-            "meta": {"columns": self.columns, "delimiter": ","} if analyzed else {},
-            "fieldsMap": {c: c for c in self.columns} if status == "done" else None,
-            "valuesMap": {} if status == "done" else None,
-            "dataSource": self.data_source,
-            "fileDescription": self.file_description,
-            "error": FAILURE_ERROR if status == "failure" else None,
-        }
-
-
-def _org_json(n: int, uid: str) -> dict[str, str]:
-    suffix = "" if n == 1 else f" Campus {n}"
-    return {"uid": uid, "name": f"Sandbox University{suffix} (fake)", "fice": f"SANDBOX{n}", "stateCode": "MO"}
-
-
-def _fice(org_uid: str) -> str:
-    known = organization_uids(20)
-    return f"SANDBOX{known.index(org_uid) + 1}" if org_uid in known else "SANDBOX"
 
 
 class SandboxState:
+    """All mutable sandbox state; see the module docstring for the locking rule."""
+
     def __init__(self, config: SandboxConfig, *, seed_samples: bool = False) -> None:
         self.lock = threading.RLock()
         self._initial_config = config
@@ -308,15 +184,16 @@ class SandboxState:
 
     def check_token(self, authorization: str | None) -> str:
         scheme, _, token = (authorization or "").strip().partition(" ")
-        if scheme.lower() not in ("bearer", "jwt") or not token.strip():
+        token = token.strip()
+        if scheme.lower() not in ("bearer", "jwt") or not token:
             raise ApiError(401, "Unauthorized")
         with self.lock:
-            expires_at = self.tokens.get(token.strip())
+            expires_at = self.tokens.get(token)
         if expires_at is None:
             raise ApiError(401, "Unauthorized")
         if time.monotonic() >= expires_at:
             raise ApiError(401, "The incoming token has expired")
-        return token.strip()
+        return token
 
     def check_organization(self, organization: str | None) -> str:
         if not organization:
@@ -345,7 +222,7 @@ class SandboxState:
                 self.login_failures += 1
             raise ApiError(401, "Invalid username or password")
         token = self._new_token()
-        orgs = [_org_json(n, uid) for n, uid in enumerate(self.organizations, start=1)]
+        orgs = [org_json(uid) for uid in self.organizations]
         return {
             "user": {
                 "uid": "00000000-5a4d-4b0c-8000-0000000000aa",
@@ -361,7 +238,7 @@ class SandboxState:
             "sessionToken": self._wire_token(token),
         }
 
-    def refresh(self, _old_token: str) -> dict[str, str]:
+    def refresh(self) -> dict[str, str]:
         with self.lock:
             self.refresh_count += 1
         return {"sessionToken": self._wire_token(self._new_token())}
@@ -386,39 +263,10 @@ class SandboxState:
                 and (status is None or e.status == status)
                 and (product_key is None or e.product_key == product_key)
             ]
-            entries = [self._listing_entry(e) for e in chosen]
+            entries = [e.listing_entry() for e in chosen]
             for e in chosen:
                 e.status = "Delivered"
             return entries
-
-    def _listing_entry(self, e: ExportRecord) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "uid": e.uid,
-            "fice": _fice(e.organization_uid),
-            "organizationUid": e.organization_uid,
-            "productKey": e.product_key,
-            "purchaseItems": [],
-            "status": e.status,
-            "listGenerated": True,
-            "listPath": str(uuid.uuid5(uuid.UUID(e.uid), "listPath")),
-            "quantity": max(e.content.count(b"\n") - 1, 0),
-            "costInPoints": 0,
-            "costInDollars": 0,
-            "date": e.created_at_ms,
-            "created": {
-                "createdBy": {"uid": "00000000-5a4d-4b0c-8000-0000000000aa", "name": "", "type": ""},
-                "createdAt": e.created_at_ms,
-            },
-            "isExpired": False,
-            "overdueEmailSentAt": None,
-            "isContinuous": False,
-        }
-        for key, value in (e.listing_overrides or {}).items():
-            if value is None:
-                entry.pop(key, None)  # None drops the key: how tests fake entries without "uid"
-            else:
-                entry[key] = value
-        return entry
 
     def export_for(self, org: str, uid: str) -> ExportRecord:
         with self.lock:
@@ -443,7 +291,7 @@ class SandboxState:
     def redeem_download(self, bucket: str, key: str, signature: str | None, expires: str | None) -> ExportRecord:
         """Check a presigned GET the way S3 does and consume it; the URL is spent even if the body is cut."""
         if not signature or not expires:
-            raise self.s3_reject(
+            raise S3Error(
                 403,
                 "AccessDenied",
                 "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
@@ -451,16 +299,16 @@ class SandboxState:
         with self.lock:
             grant = self.presigned.get(signature)
             if grant is None or grant.bucket != bucket or grant.key != key:
-                raise self.s3_reject(
+                raise S3Error(
                     403,
                     "SignatureDoesNotMatch",
                     "The request signature we calculated does not match the signature you "
                     "provided. Check your key and signing method.",
                 )
             if time.monotonic() >= grant.expires_at:
-                raise self.s3_reject(403, "AccessDenied", "Request has expired")
+                raise S3Error(403, "AccessDenied", "Request has expired")
             if grant.used:
-                raise self.s3_reject(403, "AccessDenied", "Access Denied")
+                raise S3Error(403, "AccessDenied", "Access Denied")
             grant.used = True
             record = self.exports[grant.uid]
             self.s3_gets[record.uid] += 1
@@ -473,14 +321,13 @@ class SandboxState:
                 self.s3_truncated[uid] += 1
             return cut
 
-    def s3_reject(self, status: int, code: str, message: str) -> S3Error:
+    def note_s3_rejection(self, code: str) -> None:
         with self.lock:
             self.s3_rejected[code] += 1
-        return S3Error(status, code, message)
 
     def reject_api_headers(self, headers: dict[str, str]) -> None:
         if "authorization" in headers or "x-api-key" in headers:
-            raise self.s3_reject(
+            raise S3Error(
                 400,
                 "InvalidArgument",
                 "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
@@ -489,99 +336,17 @@ class SandboxState:
 
     # ------------------------------------------------------------------ uploads
     def create_upload(self, org: str, body: dict[str, Any]) -> UploadRecord:
-        file_name = body.get("fileName")
-        product_type = body.get("productType")
-        problems = []
-        if not isinstance(file_name, str) or not file_name.strip():
-            problems.append("fileName is required")
-        if product_type not in PRODUCT_TYPES:
-            problems.append(f"productType must be one of {', '.join(PRODUCT_TYPES)}, not {product_type!r}")
-        if problems:
-            raise ApiError(400, "; ".join(problems))
-        assert isinstance(file_name, str) and isinstance(product_type, str)
-        upload_id = str(uuid.uuid4())
-        stamp = int(time.time())
-        path = PurePosixPath(file_name)
-        key = f"{_fice(org)}/{product_type}/{path.stem}.{stamp}{path.suffix}"
-        amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        policy = base64.b64encode(
-            json.dumps(
-                {
-                    "expiration": datetime.fromtimestamp(stamp + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "conditions": [{"bucket": UPLOAD_BUCKET}, {"key": key}],
-                }
-            ).encode()
-        ).decode()
-        fields = {
-            "key": key,
-            "x-amz-algorithm": "AWS4-HMAC-SHA256",
-            "x-amz-credential": f"{ACCESS_KEY_ID}/{amz_date[:8]}/us-east-1/s3/aws4_request",
-            "x-amz-date": amz_date,
-            "x-amz-security-token": base64.b64encode(secrets.token_bytes(48)).decode(),
-            "policy": policy,
-            "x-amz-signature": secrets.token_hex(32),
-        }
-        record = UploadRecord(
-            id=upload_id,
-            organization_uid=org,
-            file_name=file_name,
-            original_file_name=body.get("originalFileName"),
-            product_type=product_type,
-            data_source=str(body.get("dataSource", body.get("datasource", "API"))),
-            file_description=str(body.get("fileDescription", "")),
-            fields=fields,
-            upload_date=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", ""),
-        )
+        record = new_upload(org, body)
         with self.lock:
-            self.uploads[upload_id] = record
+            self.uploads[record.id] = record
         return record
 
-    def receive_upload(self, parts: list[tuple[str, str | None, str | None, bytes]]) -> ReceivedUpload:
-        """Validate a browser-style POST like S3 does: policy fields first, exactly, then `file` last."""
-        names = [name for name, *_ in parts]
-        if names.count("file") != 1:
-            raise self.s3_reject(400, "InvalidArgument", "POST requires exactly one file upload per request.")
-        if names[-1] != "file":
-            after = ", ".join(names[names.index("file") + 1 :])
-            raise self.s3_reject(
-                400, "InvalidArgument", f"The file must be the last field of the form; found after it: {after}"
-            )
-        fields = {name: data.decode("utf-8", "replace") for name, _, _, data in parts[:-1]}
+    def receive_upload(self, parts: list[Part]) -> ReceivedUpload:
+        key = next((data.decode("utf-8", "replace") for name, _, _, data in parts if name == "key"), None)
         with self.lock:
-            record = next((u for u in self.uploads.values() if u.fields["key"] == fields.get("key")), None)
-        if record is None:
-            raise self.s3_reject(
-                400,
-                "InvalidArgument",
-                "Bucket POST must contain a field named 'key'.  If it is specified, please "
-                "check the order of the fields.",
-            )
-        missing = [n for n in record.fields if n not in fields]
-        extra = [n for n in fields if n not in record.fields]
-        wrong = [n for n in record.fields if n in fields and fields[n] != record.fields[n]]
-        if missing or extra or wrong or len(fields) != len(parts) - 1:
-            detail = (
-                "; ".join(
-                    f"{label}: {', '.join(names_)}"
-                    for label, names_ in (
-                        ("missing fields", missing),
-                        ("extra fields", extra),
-                        ("fields that differ from the presigned values", wrong),
-                    )
-                    if names_
-                )
-                or "duplicate fields"
-            )
-            raise self.s3_reject(400, "InvalidPolicyDocument", f"Invalid according to Policy: {detail}")
-        _, file_name, content_type, data = parts[-1]
-        received = ReceivedUpload(record.id, names[:-1], fields, file_name, content_type, data)
-        header, _, rest = data.partition(b"\n")
-        with self.lock:
+            record = next((u for u in self.uploads.values() if u.fields["key"] == key), None)
+            received = accept_form(record, parts)
             self.uploads_received.append(received)
-            record.uploaded = True
-            record.polls_since_upload = 0
-            record.columns = [c.strip().strip('"') for c in header.decode("utf-8", "replace").split(",") if c.strip()]
-            record.record_volume = rest.count(b"\n") + (1 if rest and not rest.endswith(b"\n") else 0)
         return received
 
     def poll_upload(self, org: str, upload_id: str) -> dict[str, Any]:

@@ -164,6 +164,7 @@ def test_tampered_or_unsigned_urls_are_refused(encoura_sandbox: SandboxServer) -
     assert httpx.get(url.replace("/a.csv", "/b.csv")).status_code == 403
     assert httpx.get(url.split("?")[0]).status_code == 403
     assert httpx.get(url).status_code == 200  # the failed attempts did not spend it
+    assert encoura_sandbox.state.s3_rejected == {"SignatureDoesNotMatch": 1, "AccessDenied": 1}
 
 
 @pytest.mark.parametrize("header", [{"Authorization": "Bearer x"}, {"x-api-key": "sandbox-api-key-0000"}])

@@ -115,12 +115,23 @@ def test_missing_or_altered_fields_are_refused(encoura_sandbox: SandboxServer) -
     changed = post_parts(ticket["url"], [*altered, ("file", CSV, "a.csv")])
     keyless = post_parts(ticket["url"], [*without_key, ("file", CSV, "a.csv")])
     no_file = post_parts(ticket["url"], [(k, v.encode(), None) for k, v in fields.items()])
+    twice = post_parts(
+        ticket["url"],
+        [
+            ("policy", fields["policy"].encode(), None),
+            *[(k, v.encode(), None) for k, v in fields.items()],
+            ("file", CSV, "a.csv"),
+        ],
+    )
 
     assert missing.status_code == changed.status_code == keyless.status_code == no_file.status_code == 400
     assert "missing fields: policy" in missing.text
     assert "differ from the presigned values: x-amz-signature" in changed.text
     assert "must contain a field named 'key'" in keyless.text
     assert "exactly one file" in no_file.text
+    assert twice.status_code == 400
+    assert "fields sent twice: policy" in twice.text
+    assert encoura_sandbox.state.uploads_received == []
 
 
 def test_upload_post_must_be_multipart_and_carry_no_api_headers(encoura_sandbox: SandboxServer) -> None:
