@@ -23,6 +23,9 @@ SANDBOX_CREDENTIALS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Names of the /v1 endpoints, as used in `state.counters`, `faults_injected` and `fail_endpoints`.
+API_ENDPOINTS = ("login", "refresh_token", "list_exports", "download_url", "upload_create", "file_status")
+
 ListingMode = Literal["normal", "malformed_json", "html_200", "non_list", "empty"]
 
 # Names of the fault fields: everything `configure()` may change while the server runs.
@@ -31,6 +34,7 @@ FAULT_FIELDS = (
     "url_ttl_seconds",
     "fail_rate",
     "fail_statuses",
+    "fail_endpoints",
     "retry_after_seconds",
     "truncate_rate",
     "slow_rate",
@@ -80,6 +84,8 @@ class SandboxConfig(BaseModel):
     # Fraction of /v1 calls answered with a status from fail_statuses (S3 is never hit by this).
     fail_rate: float = Field(default=0.0, ge=0, le=1)
     fail_statuses: tuple[int, ...] = (500, 502, 503, 429)
+    # Endpoints fail_rate applies to (names from API_ENDPOINTS); empty means every /v1 endpoint.
+    fail_endpoints: tuple[str, ...] = ()
     retry_after_seconds: int = Field(default=1, ge=0)
     # Fraction of S3 GETs that announce the full Content-Length and then close the connection halfway.
     truncate_rate: float = Field(default=0.0, ge=0, le=1)
@@ -104,6 +110,14 @@ class SandboxConfig(BaseModel):
     def _statuses_are_errors(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(not 400 <= s <= 599 for s in value):
             raise ValueError("fail_statuses must be a non-empty list of HTTP error statuses (400-599)")
+        return value
+
+    @field_validator("fail_endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in value if e not in API_ENDPOINTS]
+        if unknown:
+            raise ValueError(f"unknown endpoint(s) {unknown}; known: {', '.join(API_ENDPOINTS)}")
         return value
 
     def updated(self, **changes: Any) -> SandboxConfig:

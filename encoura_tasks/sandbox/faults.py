@@ -37,9 +37,11 @@ class FaultPlan:
         self._slow = random.Random(f"{config.seed}:slow")
         self._truncate = random.Random(f"{config.seed}:truncate")
 
-    def api_fault(self) -> Fault | None:
+    def api_fault(self, endpoint: str) -> Fault | None:
         cfg = self.config
-        if cfg.fail_rate <= 0 or self._fail.random() >= cfg.fail_rate:
+        if cfg.fail_rate <= 0 or (cfg.fail_endpoints and endpoint not in cfg.fail_endpoints):
+            return None
+        if self._fail.random() >= cfg.fail_rate:
             return None
         status = self._fail.choice(cfg.fail_statuses)
         headers = {"Retry-After": str(cfg.retry_after_seconds)} if status in (429, 503) else {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from email.utils import formatdate
 
 from fastapi import APIRouter, Request
@@ -43,10 +44,13 @@ class ObjectResponse(Response):
     what a client sees when S3 or the network drops a download.
     """
 
-    def __init__(self, data: bytes, *, etag: str, truncate: bool, chunk_delay: float) -> None:
+    def __init__(
+        self, data: bytes, *, etag: str, truncate: bool, chunk_delay: float, on_abort: Callable[[], None]
+    ) -> None:
         super().__init__(status_code=200)
         self.data = data
         self.etag = etag
+        self.on_abort = on_abort
         self.truncate = truncate
         self.chunk_delay = chunk_delay
 
@@ -59,20 +63,31 @@ class ObjectResponse(Response):
             (b"last-modified", formatdate(usegmt=True).encode()),
             (b"accept-ranges", b"bytes"),
         ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        limit = len(data) // 2 if self.truncate else len(data)
-        for start in range(0, limit, CHUNK):
-            if start and self.chunk_delay:
-                await asyncio.sleep(self.chunk_delay)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": bytes(data[start : min(start + CHUNK, limit)]),
-                    "more_body": True,
-                }
-            )
-        if not self.truncate:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # uvicorn drops sends after a disconnect silently, so watch for it: a client killed mid-download
+        # must not leave a slow (chunk_delay) stream trickling into the void until shutdown.
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            limit = len(data) // 2 if self.truncate else len(data)
+            for start in range(0, limit, CHUNK):
+                if start and self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                if gone.is_set():
+                    self.on_abort()
+                    return
+                chunk = bytes(data[start : min(start + CHUNK, limit)])
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if not self.truncate:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
 
 
 def s3_router(state: SandboxState) -> APIRouter:
@@ -93,7 +108,11 @@ def s3_router(state: SandboxState) -> APIRouter:
         )
         truncate = len(record.content) > 1 and state.draw_truncate(record.uid)
         return ObjectResponse(
-            record.content, etag=record.etag, truncate=truncate, chunk_delay=state.config.s3_chunk_delay_seconds
+            record.content,
+            etag=record.etag,
+            truncate=truncate,
+            chunk_delay=state.config.s3_chunk_delay_seconds,
+            on_abort=lambda: state.note_s3_abort(record.uid),
         )
 
     @router.post(f"/{UPLOAD_BUCKET}")

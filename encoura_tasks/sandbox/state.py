@@ -62,6 +62,7 @@ class SandboxState:
             self.download_url_requests: Counter[str] = Counter()
             self.s3_gets: Counter[str] = Counter()
             self.s3_truncated: Counter[str] = Counter()
+            self.s3_aborted: Counter[str] = Counter()  # downloads the client walked away from mid-body
             self.s3_rejected: Counter[str] = Counter()
             if self._seed_samples:
                 for sample in seed_exports():
@@ -137,6 +138,7 @@ class SandboxState:
                 "download_url_requests": dict(self.download_url_requests),
                 "s3_gets": dict(self.s3_gets),
                 "s3_truncated": dict(self.s3_truncated),
+                "s3_aborted": dict(self.s3_aborted),
                 "s3_rejected": dict(self.s3_rejected),
                 "exports": [e.summary() for e in self.exports.values()],
                 "uploads": [
@@ -168,7 +170,7 @@ class SandboxState:
 
     def draw_fault(self, endpoint: str) -> ApiError | None:
         with self.lock:
-            fault = self.faults.api_fault()
+            fault = self.faults.api_fault(endpoint)
             if fault is None:
                 return None
             self.faults_injected[endpoint] += 1
@@ -320,6 +322,10 @@ class SandboxState:
             if cut:
                 self.s3_truncated[uid] += 1
             return cut
+
+    def note_s3_abort(self, uid: str) -> None:
+        with self.lock:
+            self.s3_aborted[uid] += 1
 
     def note_s3_rejection(self, code: str) -> None:
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import httpx
@@ -79,6 +80,31 @@ def test_truncate_rate_is_deterministic_and_partial(encoura_sandbox: SandboxServ
                 outcomes["truncated"] += 1
     assert set(outcomes) == {10_000, "truncated"}
     assert outcomes["truncated"] == encoura_sandbox.state.s3_truncated[uid]
+
+
+def test_fail_endpoints_targets_one_endpoint(encoura_sandbox: SandboxServer) -> None:
+    uid = encoura_sandbox.add_export("inquiry", content=b"h\r\nrow\r\n")
+    encoura_sandbox.configure(fail_rate=1.0, fail_endpoints=["download_url"], fail_statuses=[502])
+    with sandbox_client(encoura_sandbox) as client:  # login is not in fail_endpoints, so it works
+        assert client.get("/datacenter/exports", params={"status": "NotDelivered"}).status_code == 200
+        assert client.get(f"/datacenter/exports/{uid}/download").status_code == 502
+    assert encoura_sandbox.state.faults_injected == {"download_url": 1}
+    with pytest.raises(ValidationError, match="unknown endpoint"):
+        encoura_sandbox.configure(fail_endpoints=["downloads"])
+
+
+def test_a_client_that_walks_away_mid_download_is_noticed(encoura_sandbox: SandboxServer) -> None:
+    # Kill tests rely on this window: a slow body that stops being sent once the client is gone.
+    encoura_sandbox.configure(s3_chunk_delay_seconds=0.02)
+    uid = encoura_sandbox.add_export("prospect", size=64 * 1024 * 200)
+    with sandbox_client(encoura_sandbox) as client:
+        url = client.get(f"/datacenter/exports/{uid}/download").json()["downloadUrl"]
+    with httpx.stream("GET", url) as response:
+        next(response.iter_raw())
+    deadline = time.monotonic() + 10
+    while not encoura_sandbox.state.s3_aborted[uid] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert encoura_sandbox.state.s3_aborted[uid] == 1
 
 
 def test_slow_responses_still_answer(encoura_sandbox: SandboxServer) -> None:
