@@ -1,0 +1,111 @@
+"""UPLOAD_* settings: one ConfigError naming every wrong env var, nothing echoed that could be secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import ConfigError
+from encoura_tasks.upload_settings import load_upload_settings, split_source
+from encoura_tasks.upload_steps import poll_wait
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith(("UPLOAD_", "ENCOURA_SLATE_CONFIG")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts to fall back on
+
+
+@pytest.mark.parametrize(
+    ("url", "folder", "pattern"),
+    [
+        ("sftp://slate@ft.technolutions.net/outgoing/enrollment_*.csv", "sftp://slate@ft.technolutions.net/outgoing",
+         "enrollment_*.csv"),
+        ("file:///mnt/share/encoura/*.csv", "file:///mnt/share/encoura", "*.csv"),
+        ("sftp://h:2222/out/*/e.csv", "sftp://h:2222/out", "*/e.csv"),
+        ("file:///mnt/share/one.csv", "file:///mnt/share", "one.csv"),
+        ("/mnt/share/x_?.csv", "/mnt/share", "x_?.csv"),
+    ],
+)
+def test_split_source(url: str, folder: str, pattern: str) -> None:
+    spec = split_source(url)
+    assert (spec.folder_url, spec.pattern) == (folder, pattern)
+
+
+def test_defaults_and_source_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("UPLOAD_SOURCE", f"{tmp_path.as_uri()}/enrollment_*.csv")
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", " Enrollment ")
+    settings, config = load_upload_settings()
+    assert settings.product_type == "enrollment"
+    assert (settings.archive_dir, settings.failed_dir) == ("processed", "failed")
+    assert config.url == tmp_path.as_uri()
+
+
+def test_sftp_source_gets_destination_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPLOAD_SOURCE", "sftp://slate@ft.technolutions.net/outgoing/enrollment_*.csv")
+    monkeypatch.setenv("UPLOAD_SOURCE_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("UPLOAD_SOURCE_HOST_KEY", HOST_KEY)
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "ematch")
+    settings, config = load_upload_settings()
+    assert config.is_sftp and config.host_key == HOST_KEY
+    assert config.password is not None and config.password.get_secret_value() == "hunter2-secret"
+    assert "hunter2" not in repr(settings) and "hunter2" not in repr(config)
+
+
+def test_every_problem_at_once_by_env_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "prospect")
+    monkeypatch.setenv("UPLOAD_ARCHIVE_DIR", "../elsewhere")
+    monkeypatch.setenv("UPLOAD_POLL_INTERVAL_SECONDS", "-1")
+    with pytest.raises(ConfigError) as info:
+        load_upload_settings()
+    text = info.value.render()
+    for name in ("UPLOAD_SOURCE:", "UPLOAD_PRODUCT_TYPE:", "UPLOAD_ARCHIVE_DIR:", "UPLOAD_POLL_INTERVAL_SECONDS:"):
+        assert name in text, text
+    assert "'enrollment', 'affinity' or 'ematch'" in text
+
+
+def test_sftp_without_host_key_names_our_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPLOAD_SOURCE", "sftp://slate@ft.technolutions.net/outgoing/*.csv")
+    monkeypatch.setenv("UPLOAD_SOURCE_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "enrollment")
+    with pytest.raises(ConfigError) as info:
+        load_upload_settings()
+    text = info.value.render()
+    assert "UPLOAD_SOURCE_HOST_KEY" in text and "UPLOAD_SOURCE_KNOWN_HOSTS" in text
+    assert "hunter2" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"UPLOAD_SOURCE": "sftp://u:pw@h/out/*.csv"}, "UPLOAD_SOURCE: contains a password"),
+        ({"UPLOAD_SOURCE_STORAGE_OPTIONS": "{not json"}, "UPLOAD_SOURCE_STORAGE_OPTIONS: is not valid JSON"),
+        ({"UPLOAD_FAILED_DIR": "processed"}, "UPLOAD_FAILED_DIR: must differ from UPLOAD_ARCHIVE_DIR"),
+        ({"UPLOAD_SOURCE": "nosuchproto://h/x/*.csv"}, "UPLOAD_SOURCE: uses unknown protocol"),
+        ({"UPLOAD_SOURCE": "file:///mnt/share/"}, "UPLOAD_SOURCE: must end with a file name or a glob"),
+    ],
+)
+def test_specific_problems(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    monkeypatch.setenv("UPLOAD_SOURCE", f"{tmp_path.as_uri()}/*.csv")
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "enrollment")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_upload_settings()
+    assert expected in info.value.render()
+    assert "pw@" not in info.value.render()
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    waits = [1.0]
+    for _ in range(6):
+        waits.append(poll_wait(waits[-1], 10.0))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
