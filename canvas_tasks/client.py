@@ -108,6 +108,17 @@ class CanvasSisClient:
             )
         return SisImport.model_validate(self._json(response, "submit the SIS import"))
 
+    def check_root_account(self) -> None:
+        """Read the account: proves the token works and that the account is a root account, before any upload."""
+        response = self._get(f"{self.base_url}/api/v1/accounts/{self.account_id}")
+        account = self._json(response, f"read account {self.account_id}")
+        root = account.get("root_account_id") if isinstance(account, dict) else None
+        if root is not None:
+            raise CanvasRefused(
+                f"CANVAS_ACCOUNT_ID {self.account_id} is a sub-account; SIS imports can only be executed on root "
+                f"accounts (this one's root account is {root})"
+            )
+
     def get_import(self, import_id: int) -> SisImport:
         return SisImport.model_validate(self._json(self._get(f"sis_imports/{import_id}"), f"read import {import_id}"))
 

@@ -23,7 +23,7 @@ from canvas_tasks.models import Outcome
 from canvas_tasks.options import ImportOptions, build_options, flag
 from canvas_tasks.packaging import package_input
 from canvas_tasks.settings import load_canvas_settings
-from canvas_tasks.tasks import package_task, report_submitted_task, report_task, submit_task, watch_task
+from canvas_tasks.tasks import make_client, package_task, report_submitted_task, report_task, submit_task, watch_task
 from common import exit_codes
 from common.cli import run_cli
 from common.errors import ConfigError
@@ -178,6 +178,8 @@ def preflight(source: str, options: ImportOptions) -> None:
     settings = load_canvas_settings()
     settings.token()  # resolves a prefect-secret: reference now, so a missing block is a config error
     package_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension, dry_run=True)
+    with make_client(settings) as client:  # a read-only request: is the token good, is this the root account?
+        client.check_root_account()
 
 
 @contextlib.contextmanager

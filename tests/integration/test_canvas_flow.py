@@ -224,3 +224,13 @@ def _table(artifact: Any) -> list[dict[str, Any]]:
 
     data = artifact.data
     return json.loads(data) if isinstance(data, str) else data
+
+
+def test_canvas_400_message_is_shown_when_submitting_to_a_sub_account(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANVAS_ACCOUNT_ID", "2")  # the flow itself, without the CLI's preflight
+    state = canvas_sis_import(str(clean_users_csv), poll_interval=FAST_POLL, return_state=True)
+    assert state.is_failed()
+    assert "SIS imports can only be executed on root accounts" in str(state.message)
+    assert len(canvas_sandbox.state.requests) == 1  # a 400 is not retried
