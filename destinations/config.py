@@ -38,6 +38,21 @@ def url_protocol(url: str) -> str:
     return first.split("://", 1)[0].lower()
 
 
+def reveal_options(options: dict[str, Any], setting: str) -> dict[str, Any]:
+    """Storage option values may name Prefect Secret blocks too (`prefect-secret:<block>`)."""
+    from common.secrets import reveal
+
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            out[key] = reveal_options(value, f"{setting}.{key}")
+        elif isinstance(value, str):
+            out[key] = reveal(SecretStr(value), setting=f"{setting}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
 def _known_protocols() -> set[str]:
     return set(fsspec.available_protocols()) | set(plugin_protocols())
 

@@ -8,13 +8,10 @@ replace, say, the SFTP behaviour without forking.
 
 from __future__ import annotations
 
-from typing import Any
-
 import fsspec
 
-from common.secrets import reveal
 from destinations.base import Destination, DestinationUnavailable
-from destinations.config import DestinationConfig, plugin_protocols
+from destinations.config import DestinationConfig, plugin_protocols, reveal_options
 
 _BUILTIN = {
     "sftp": "destinations.sftp:SFTPDestination",
@@ -54,21 +51,6 @@ def open_destination(name: str, config: DestinationConfig) -> Destination:
     return destination_class(config)(name, config)
 
 
-def _reveal_options(options: dict[str, Any], setting: str) -> dict[str, Any]:
-    """Storage option values may name Prefect Secret blocks too (`prefect-secret:<block>`)."""
-    from pydantic import SecretStr
-
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, dict):
-            out[key] = _reveal_options(value, setting)
-        elif isinstance(value, str):
-            out[key] = reveal(SecretStr(value), setting=f"{setting}.{key}")
-        else:
-            out[key] = value
-    return out
-
-
 def filesystem_for(
     config: DestinationConfig, *, name: str = "destination", setting_prefix: str | None = None
 ) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -83,7 +65,7 @@ def filesystem_for(
         from destinations.sftp import connect_filesystem
 
         return connect_filesystem(config, name=name, setting_prefix=prefix)
-    options = _reveal_options(config.storage_options, f"{prefix}STORAGE_OPTIONS")
+    options = reveal_options(config.storage_options, f"{prefix}STORAGE_OPTIONS")
     try:
         return fsspec.url_to_fs(config.url, skip_instance_cache=True, **options)
     except (ImportError, ValueError, TypeError) as exc:

@@ -12,21 +12,24 @@ and, being copy + delete, would not be atomic either. So S3 uploads straight to 
   multipart upload or of SSE-KMS objects is not an MD5 and is not compared);
 - an object that fails verification is deleted (it is known to be ours: the put was create-only).
 
-A killed multipart upload leaves only an invisible incomplete upload; configure the bucket's
-"abort incomplete multipart uploads" lifecycle rule to reclaim that storage.
+A killed multipart upload (files over ~100 MB) leaves only an invisible incomplete upload, which
+still costs storage: `sweep` aborts incomplete uploads under the prefix that are older than the
+grace period (a lifecycle rule on the bucket is a good second line).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from fsspec.callbacks import Callback
 
-from destinations.base import DestinationUnavailable, PublishError
+from destinations.base import DEFAULT_SWEEP_GRACE_SECONDS, DestinationUnavailable, PublishError
 from destinations.fsspec_dest import FsspecDestination
 
 _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
+_MAX_LIST_PAGES = 20
 _UNAVAILABLE_CODES = (
     "NoSuchBucket",
     "InvalidAccessKeyId",
@@ -67,3 +70,26 @@ class S3Destination(FsspecDestination):
         if any(code in text for code in _UNAVAILABLE_CODES):
             return DestinationUnavailable
         return super().classify(exc)
+
+    def sweep(self, *, older_than: float = DEFAULT_SWEEP_GRACE_SECONDS) -> list[str]:
+        removed = super().sweep(older_than=older_than)
+        aborted = self._guard("", lambda: self._abort_stale_uploads(older_than))
+        return sorted(removed + aborted)
+
+    def _abort_stale_uploads(self, older_than: float) -> list[str]:
+        bucket, _, prefix = self.root.strip("/").partition("/")
+        prefix = f"{prefix.rstrip('/')}/" if prefix else ""
+        cutoff = time.time() - older_than
+        aborted: list[str] = []
+        markers: dict[str, str] = {}
+        for _page in range(_MAX_LIST_PAGES):  # bounded, like the folder walk
+            page = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers)
+            for upload in page.get("Uploads", []) or []:
+                if upload["Initiated"].timestamp() > cutoff:
+                    continue  # may belong to a run in progress
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted.append(upload["Key"][len(prefix) :])
+            if not page.get("IsTruncated"):
+                break
+            markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+        return aborted

@@ -27,7 +27,7 @@ from fsspec.asyn import get_loop, sync
 
 from common.secrets import reveal
 from destinations.base import DestinationUnavailable, HostKeyError, PublishError
-from destinations.config import DestinationConfig
+from destinations.config import DestinationConfig, reveal_options
 from destinations.fsspec_dest import FsspecDestination
 from destinations.hostkeys import fetch_server_fingerprint, known_hosts_option
 
@@ -53,9 +53,8 @@ def _host_port(url: str) -> tuple[str, int, str | None]:
 def connect_options(config: DestinationConfig, *, name: str, setting_prefix: str) -> dict[str, Any]:
     """asyncssh.connect options with credentials and host-key checking applied (secrets revealed here)."""
     host, port, username = _host_port(config.url)
-    options: dict[str, Any] = {
-        key: value for key, value in config.storage_options.items() if key not in _RESERVED_OPTIONS
-    }
+    revealed = reveal_options(config.storage_options, f"{setting_prefix}STORAGE_OPTIONS")
+    options: dict[str, Any] = {key: value for key, value in revealed.items() if key not in _RESERVED_OPTIONS}
     password = reveal(config.password, setting=f"{setting_prefix}PASSWORD")
     client_keys: list[asyncssh.SSHKey] | None = None
     if config.client_key is not None:

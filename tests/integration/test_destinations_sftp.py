@@ -223,3 +223,13 @@ def test_filesystem_for_reads_sources_with_the_same_checks(sftp_server: SFTPTest
         assert fs.cat_file("/outbox/x.csv") == b"x\n"
     finally:
         close_filesystem(fs)
+
+
+def test_server_gone_mid_run_is_unavailable_after_one_reconnect(sftp_server: SFTPTestServer, tmp_path: Path) -> None:
+    local, sha, size = _staged(tmp_path, "a.csv", b"abc")
+    with open_destination("slate", _config(sftp_server, connect_timeout=5)) as dest:
+        dest.publish(local, "a.csv", sha256=sha, size=size)
+        sftp_server.stop()
+        with pytest.raises(DestinationUnavailable, match=r"slate: cannot connect to 127\.0\.0\.1"):
+            dest.publish(local, "b.csv", sha256=sha, size=size)
+    assert sftp_server.connections_opened == 1
