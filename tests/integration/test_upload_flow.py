@@ -10,6 +10,11 @@ from __future__ import annotations
 import hashlib
 import io
 import mimetypes
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -242,3 +247,68 @@ def test_dry_run_sends_and_moves_nothing(
     assert "would_upload" in capsys.readouterr().out
     assert sum(sandbox.state.counters.values()) == 0
     assert [p.name for p in folder.iterdir()] == ["enrollment_a.csv"]
+
+
+# ----------------------------------------------------------------------------- subprocess: kill and exit codes
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python -m flows.encoura_upload` with exactly this environment (plus PATH and the session's Prefect)."""
+    keep = {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "PATH", "HOME", "LANG"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.encoura_upload", *args],
+        cwd=REPO,
+        env={**keep, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_killed_after_the_upload_arrived_rerun_archives_without_sending_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxServer, source: Source
+) -> None:
+    data = source.put("enrollment_big.csv", CSV * 50)
+    sandbox.configure(upload_status_steps=1_000_000)  # Encoura keeps "analyzing" until we say otherwise
+    env = {**upload_env(sandbox, tmp_path / "state", UPLOAD_POLL_TIMEOUT_SECONDS="300"), **source.env}
+    proc = start_cli(env)
+    try:
+        deadline = time.monotonic() + 120
+        while not sandbox.state.uploads_received:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the upload never arrived"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # between "received by storage" and "done"
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert source.files() == {"enrollment_big.csv": data}  # nothing moved before Encoura confirmed
+
+    sandbox.configure(upload_status_steps=1)
+    assert run(monkeypatch, env) == exit_codes.OK
+    assert len(sandbox.state.uploads_received) == 1
+    assert sandbox.state.counters["upload_create"] == 1
+    assert source.files() == {"processed/enrollment_big.csv": data}
+
+
+def test_bad_settings_exit_2_with_every_problem_and_no_network(tmp_path: Path, encoura_sandbox: SandboxServer) -> None:
+    env = {
+        **encoura_sandbox.env(),
+        "STATE_DIR": str(tmp_path / "state"),
+        "UPLOAD_SOURCE": "sftp://slate@127.0.0.1:1/outgoing/*.csv",
+        "UPLOAD_SOURCE_PASSWORD": "pw-not-shown-123",
+        "UPLOAD_PRODUCT_TYPE": "prospects",
+        "UPLOAD_POLL_TIMEOUT_SECONDS": "soon",
+        "ENCOURA_BASE_URL": "ftp://nowhere",
+    }
+    proc = start_cli(env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == exit_codes.CONFIG_ERROR, (out, err)
+    for name in ("UPLOAD_PRODUCT_TYPE", "UPLOAD_POLL_TIMEOUT_SECONDS", "ENCOURA_BASE_URL"):
+        assert name in err, err
+    assert "Traceback" not in err and "pw-not-shown-123" not in out + err
+    assert sum(encoura_sandbox.state.counters.values()) == 0
