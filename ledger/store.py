@@ -124,7 +124,11 @@ class Ledger:
         self.url = url
         self.claim_ttl = claim_ttl
         self.engine = self._make_engine(url)
-        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two workers starting on a fresh database would race to CREATE the same tables.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7201463)")
+            metadata.create_all(conn)
         self._heartbeat_stop: threading.Event | None = None
 
     @staticmethod
@@ -265,11 +269,17 @@ class Ledger:
                 exists = conn.execute(select(exports.c.uid).where(exports.c.uid == uid)).first()
                 if exists:
                     continue
-                conn.execute(
-                    insert(exports).values(
-                        uid=uid, product_key=product_key, status="listed", listed_at=_now(), attempts=0
-                    )
-                )
+                values = {"uid": uid, "product_key": product_key, "status": "listed", "listed_at": _now()}
+                values["attempts"] = 0
+                if conn.dialect.name == "postgresql":
+                    # READ COMMITTED: a concurrent run may insert the same uid between our check and insert.
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                    stmt = pg_insert(exports).values(**values).on_conflict_do_nothing(index_elements=["uid"])
+                    if conn.execute(stmt.returning(exports.c.uid)).first() is None:
+                        continue
+                else:
+                    conn.execute(insert(exports).values(**values))  # SQLite: BEGIN IMMEDIATE serialises this
                 new.append(uid)
         crashpoint("ledger.record_listed")
         return new
