@@ -130,6 +130,12 @@ def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
         logger.info("Export %s is being delivered by another run; leaving it to that run", uid)
         return outcome
     try:
+        row = rt.ledger.get_export(uid)  # re-read under the claim: another run may have finished it meanwhile
+        if row is None or row.status not in ("listed", "staged"):
+            outcome.status = "skipped"
+            outcome.error = f"already {row.status if row else 'gone'} (another run finished it)"
+            logger.info("Export %s was finished by another run meanwhile; nothing to do", uid)
+            return outcome
         try:
             row = export_steps.stage(rt, uid)
         except ExportRejected as exc:
