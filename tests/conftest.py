@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.sftp_server",
     "tests.support.s3_server",
     "tests.support.canvas_sandbox",
+    "tests.support.postgres_server",
 ]
