@@ -70,3 +70,4 @@ class Outcome(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     warnings: int = 0
     errors: int = 0
+    reattached: bool = False  # the import was started by an earlier run with the same files and options

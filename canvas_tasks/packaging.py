@@ -192,7 +192,11 @@ def _package_folder(fs: AbstractFileSystem, path: str, shown: str, staging_dir: 
     tmp = zip_path.with_name(f".{zip_path.name}.part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for _, base, f in ranked:
-            with fs.open(f, "rb") as src, zf.open(base, "w") as dst:
+            # A fixed timestamp makes the zip a function of the CSVs alone, so the same export gives
+            # the same sha256 and a re-run is recognised as the same submission.
+            info = zipfile.ZipInfo(base, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with fs.open(f, "rb") as src, zf.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     tmp.replace(zip_path)
     sha, size = _sha256_and_size(zip_path)

@@ -20,16 +20,18 @@ from prefect.cache_policies import NONE
 
 from canvas_tasks.client import CanvasSisClient
 from canvas_tasks.errors import CanvasAPIError, SubmitOutcomeUnknown
-from canvas_tasks.models import Outcome, SisImport
+from canvas_tasks.models import FAILED_STATES, Outcome, SisImport
 from canvas_tasks.options import ImportOptions
 from canvas_tasks.packaging import Package, package_input
 from canvas_tasks.report import counts_table, messages_table, summary_markdown
 from canvas_tasks.settings import CanvasSettings, load_canvas_settings
+from canvas_tasks.submissions import SubmissionStore, submission_key
 from canvas_tasks.transport import RetryPolicy
 from canvas_tasks.watch import describe_progress, outcome_for, watch_until_done
 from common.redaction import redact_url
 
 ARTIFACT_PREFIX = "canvas-sis-import"
+CLOCK_SKEW = timedelta(minutes=2)  # margin between our clock and Canvas's created_at
 
 
 def make_client(settings: CanvasSettings) -> CanvasSisClient:
@@ -62,22 +64,52 @@ def package_task(source: str, extension: str | None = None) -> Package:
 
 
 @task(name="submit-sis-import", retries=0, cache_policy=NONE)
-def submit_task(package: Package, options: ImportOptions) -> SisImport:
+def submit_task(package: Package, options: ImportOptions, resubmit: bool = False) -> tuple[SisImport, bool]:
+    """Upload once. Returns (import, reattached): a re-run with the same bytes and options follows the
+    import the earlier run started (if it is running or succeeded) instead of uploading again."""
     logger = get_run_logger()
     settings = load_canvas_settings()
-    started = datetime.now(UTC) - timedelta(minutes=2)  # margin for clock skew with Canvas
-    with make_client(settings) as client:
-        try:
-            imp = client.submit(
-                package.path, package.filename, package.content_type, options.form_fields(package.extension)
-            )
-        except SubmitOutcomeUnknown as exc:
-            raise CanvasAPIError(f"{exc}. {_landed_hint(client, started)}") from None
-        finally:
-            if package.staged:  # our own copy; the user's input is never touched
-                package.path.unlink(missing_ok=True)
+    fields = options.form_fields(package.extension)
+    key = submission_key(settings.base_url, settings.account_id, package.sha256, fields)
+    store = SubmissionStore(settings.state_dir)
+    try:
+        with make_client(settings) as client:
+            earlier = None if resubmit else store.get(key)
+            if earlier is not None and earlier.import_id is not None:
+                previous = client.get_import(earlier.import_id)
+                if previous.workflow_state not in FAILED_STATES:
+                    logger.warning(
+                        "These files and options were already submitted as import %d at %s (%s); following it "
+                        "instead of uploading again (--resubmit imports them again)",
+                        previous.id,
+                        earlier.started_at.isoformat(timespec="seconds"),
+                        previous.workflow_state,
+                    )
+                    return previous, True
+            elif earlier is not None:
+                recent = client.list_created_since(earlier.started_at - CLOCK_SKEW)
+                if recent:
+                    ids = ", ".join(f"{i.id} ({i.workflow_state})" for i in recent)
+                    raise CanvasAPIError(
+                        f"an earlier run stopped while uploading {earlier.filename} at "
+                        f"{earlier.started_at.isoformat(timespec='seconds')}; imports created since: {ids}. "
+                        "Check them in Canvas; re-run with --resubmit to upload again"
+                    )
+            record = store.start(key, package.filename, package.sha256)
+            started = record.started_at - CLOCK_SKEW
+            try:
+                imp = client.submit(package.path, package.filename, package.content_type, fields)
+            except SubmitOutcomeUnknown as exc:  # keep the pending record: the next run must check first
+                raise CanvasAPIError(f"{exc}. {_landed_hint(client, started)}") from None
+            except Exception:
+                store.forget(key)  # Canvas certainly did not create an import
+                raise
+            store.put(record.model_copy(update={"import_id": imp.id}))
+    finally:
+        if package.staged:  # our own copy; the user's input is never touched
+            package.path.unlink(missing_ok=True)
     logger.info("Submitted %s: import id %d (%s)", package.filename, imp.id, imp.workflow_state)
-    return imp
+    return imp, False
 
 
 def _landed_hint(client: CanvasSisClient, since: datetime) -> str:
@@ -133,6 +165,7 @@ def report_task(
     timed_out: bool,
     aborted: bool,
     fail_on_warnings: bool,
+    reattached: bool = False,
 ) -> Outcome:
     logger = get_run_logger()
     settings = load_canvas_settings()
@@ -154,6 +187,13 @@ def report_task(
         aborted_after_timeout=aborted,
         errors_csv=errors_csv,
     )
+    if reattached:
+        outcome = outcome.model_copy(
+            update={
+                "reattached": True,
+                "message": f"{outcome.message} (submitted by an earlier run; not uploaded again)",
+            }
+        )
     if imp.counts:
         create_table_artifact(
             table=counts_table(imp),
@@ -180,13 +220,17 @@ def report_task(
 
 
 @task(name="report-submitted", cache_policy=NONE)
-def report_submitted_task(imp: SisImport, package: Package, options: ImportOptions) -> Outcome:
+def report_submitted_task(
+    imp: SisImport, package: Package, options: ImportOptions, reattached: bool = False
+) -> Outcome:
+    how = "already submitted by an earlier run as" if reattached else "submitted"
     outcome = Outcome(
         import_id=imp.id,
         workflow_state=imp.workflow_state,
         status="submitted",
         exit_code=0,
-        message=f"submitted import {imp.id}; not watching (--no-watch)",
+        message=f"{how} import {imp.id} ({imp.workflow_state}); not watching (--no-watch)",
+        reattached=reattached,
     )
     create_markdown_artifact(
         markdown=summary_markdown(outcome, imp, package, options),

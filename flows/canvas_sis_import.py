@@ -38,16 +38,17 @@ def canvas_sis_import(
     timeout: float = 3600.0,
     fail_on_warnings: bool = False,
     abort_on_timeout: bool = False,
+    resubmit: bool = False,
 ) -> Outcome | State:
     """Settings (URL, account, token) are read at run time from the environment, never passed as
     parameters, so nothing secret is stored with the flow run."""
     options = options or ImportOptions()
     package = package_task(source, options.extension)
-    imp = submit_task(package, options)
+    imp, reattached = submit_task(package, options, resubmit)
     if not watch:
-        return report_submitted_task(imp, package, options)
+        return report_submitted_task(imp, package, options, reattached)
     final, timed_out, aborted = watch_task(imp.id, poll_interval, timeout, abort_on_timeout)
-    outcome = report_task(final, package, options, timed_out, aborted, fail_on_warnings)
+    outcome = report_task(final, package, options, timed_out, aborted, fail_on_warnings, reattached)
     if outcome.exit_code != exit_codes.OK:
         return Failed(message=outcome.message, data=outcome)
     return outcome
@@ -125,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--fail-on-warnings", action="store_true", help="exit 1 on imported_with_messages")
     run.add_argument("--abort-on-timeout", action="store_true", help="abort the import if the watch times out")
+    run.add_argument(
+        "--resubmit",
+        action="store_true",
+        help="upload even if the same files and options were already submitted (default: follow that import)",
+    )
     parser.add_argument(
         "--sandbox",
         action="store_true",
@@ -214,6 +220,7 @@ def run(args: argparse.Namespace, options: ImportOptions) -> Outcome:
         timeout=args.timeout,
         fail_on_warnings=args.fail_on_warnings,
         abort_on_timeout=args.abort_on_timeout,
+        resubmit=args.resubmit,
         return_state=True,
     )
     result = state.result(raise_on_failure=False)

@@ -174,7 +174,7 @@ def test_rate_limits_and_5xx_are_survived_without_a_second_import(
     canvas_sandbox.state.fail_next_n_5xx = 2  # now the watch's GETs fail
     canvas_sandbox.state.fault_status = 502
     canvas_sandbox.state.fault_methods = frozenset({"GET"})
-    outcome, _ = run_flow(clean_users_csv)
+    outcome, _ = run_flow(clean_users_csv, resubmit=True)
     assert outcome.exit_code == 0 and len(canvas_sandbox.state.imports) == 2
 
 
@@ -234,3 +234,42 @@ def test_canvas_400_message_is_shown_when_submitting_to_a_sub_account(
     assert state.is_failed()
     assert "SIS imports can only be executed on root accounts" in str(state.message)
     assert len(canvas_sandbox.state.requests) == 1  # a 400 is not retried
+
+
+def test_rerun_follows_the_earlier_import_instead_of_uploading_again(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, sis_folder: Path
+) -> None:
+    first, _ = run_flow(sis_folder, watch=False)  # e.g. the run was interrupted while watching
+    second, _ = run_flow(sis_folder)  # same CSVs, same options: the zip is byte-identical
+    assert second.import_id == first.import_id and second.reattached
+    assert second.status == "imported_with_warnings" and "not uploaded again" in second.message
+    assert len(canvas_sandbox.state.submissions()) == 1
+
+    forced, _ = run_flow(sis_folder, resubmit=True)
+    assert forced.import_id != first.import_id and not forced.reattached
+    assert len(canvas_sandbox.state.submissions()) == 2
+
+    other_options, _ = run_flow(sis_folder, build_options(skip_deletes=True))
+    assert other_options.import_id not in (first.import_id, forced.import_id)
+
+
+def test_failed_import_is_not_followed_again(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path
+) -> None:
+    canvas_sandbox.state.default_scenario = "failed"
+    first, _ = run_flow(clean_users_csv)
+    canvas_sandbox.state.default_scenario = "succeed"
+    second, _ = run_flow(clean_users_csv)
+    assert first.exit_code == 1 and second.exit_code == 0 and second.import_id != first.import_id
+
+
+def test_interrupted_upload_is_checked_before_uploading_again(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path
+) -> None:
+    canvas_sandbox.state.fail_after_create_next_n = 1  # the import landed but we never heard back
+    assert canvas_sis_import(str(clean_users_csv), poll_interval=FAST_POLL, return_state=True).is_failed()
+    state = canvas_sis_import(str(clean_users_csv), poll_interval=FAST_POLL, return_state=True)
+    assert state.is_failed() and "--resubmit" in str(state.message)
+    assert len(canvas_sandbox.state.submissions()) == 1
+    outcome, _ = run_flow(clean_users_csv, resubmit=True)
+    assert outcome.exit_code == 0 and len(canvas_sandbox.state.submissions()) == 2
