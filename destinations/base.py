@@ -74,6 +74,8 @@ class Destination:
     def __init__(self, name: str, config: DestinationConfig) -> None:
         self.name = name
         self.config = config
+        # Setting names used in messages; open_destination may point them elsewhere (UPLOAD_SOURCE_).
+        self.setting_prefix = f"DESTINATIONS__{name.upper()}__"
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
 
     # ---- public API -------------------------------------------------------------------------

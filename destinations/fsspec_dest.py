@@ -33,7 +33,7 @@ class FsspecDestination(Destination):
     def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
         from destinations.registry import filesystem_for
 
-        return filesystem_for(self.config, setting_prefix=f"DESTINATIONS__{self.name.upper()}__")
+        return filesystem_for(self.config, name=self.name, setting_prefix=self.setting_prefix)
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:

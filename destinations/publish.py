@@ -204,6 +204,7 @@ def _publish_atomic_put(
     except BaseException:
         _discard(dest, final)
         raise
+    crashpoint("publish.after_rename")  # S3's equivalent: final key visible, the ledger does not know yet
     return _receipt(dest, relative_path, size, None, checksum, already_present=False)
 
 

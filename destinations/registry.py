@@ -46,9 +46,16 @@ def destination_class(config: DestinationConfig) -> type[Destination]:
     return _load(_BUILTIN.get(protocol, _GENERIC))
 
 
-def open_destination(name: str, config: DestinationConfig) -> Destination:
-    """Build the destination for `config.url`; no network I/O happens until it is first used."""
-    return destination_class(config)(name, config)
+def open_destination(name: str, config: DestinationConfig, *, setting_prefix: str | None = None) -> Destination:
+    """Build the destination for `config.url`; no network I/O happens until it is first used.
+
+    `setting_prefix` names the settings in error messages when they are not
+    `DESTINATIONS__<NAME>__*` (e.g. "UPLOAD_SOURCE_" for the upload flow's source).
+    """
+    dest = destination_class(config)(name, config)
+    if setting_prefix is not None:
+        dest.setting_prefix = setting_prefix
+    return dest
 
 
 def filesystem_for(

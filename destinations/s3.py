@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fsspec.callbacks import Callback
 
-from destinations.base import DEFAULT_SWEEP_GRACE_SECONDS, DestinationUnavailable, PublishError
+from destinations.base import DestinationUnavailable, PublishError
 from destinations.fsspec_dest import FsspecDestination
 
 _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
@@ -71,9 +71,10 @@ class S3Destination(FsspecDestination):
             return DestinationUnavailable
         return super().classify(exc)
 
-    def sweep(self, *, older_than: float = DEFAULT_SWEEP_GRACE_SECONDS) -> list[str]:
-        removed = super().sweep(older_than=older_than)
-        aborted = self._guard("", lambda: self._abort_stale_uploads(older_than))
+    def sweep(self, *, older_than: float | None = None) -> list[str]:
+        grace = self.config.sweep_grace_seconds if older_than is None else older_than
+        removed = super().sweep(older_than=grace)
+        aborted = self._guard("", lambda: self._abort_stale_uploads(grace))
         return sorted(removed + aborted)
 
     def _abort_stale_uploads(self, older_than: float) -> list[str]:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import asyncssh
 import fsspec
 from fsspec.asyn import get_loop, sync
+from fsspec.callbacks import Callback
+from sshfs.utils import WRITE_BLOCK_SIZE, as_progress_handler
 
 from common.secrets import reveal
 from destinations.base import DestinationUnavailable, HostKeyError, PublishError
@@ -135,11 +138,12 @@ class SFTPDestination(FsspecDestination):
     def __init__(self, name: str, config: DestinationConfig) -> None:
         super().__init__(name, config)
         self._generation = 0
+        self._known_dirs: set[tuple[int, str]] = set()
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_fs: fsspec.AbstractFileSystem | None = None
 
     def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return connect_filesystem(self.config, name=self.name, setting_prefix=f"DESTINATIONS__{self.name.upper()}__")
+        return connect_filesystem(self.config, name=self.name, setting_prefix=self.setting_prefix)
 
     # ---- connection handling ----------------------------------------------------------------
     def _connection_lost(self) -> bool:
@@ -218,10 +222,31 @@ class SFTPDestination(FsspecDestination):
         sftp, fs = self._sftp_client()
         sync(fs.loop, _rename_noreplace, sftp, src, dst)
 
-    def _put(self, local_path, path, *, callback, create_only):  # type: ignore[no-untyped-def]
-        # create_only: temp names are unique per attempt, so no existence round trip is needed.
-        kwargs = {"callback": callback} if callback is not None else {}
-        self.fs.put_file(str(local_path), path, **kwargs)
+    def _makedirs(self, path: str) -> None:
+        """Remembered per connection: asyncssh's makedirs costs a round trip or two per path
+        component, and the publish path asks for the same folder for every file."""
+        key = (self._generation, path)
+        if key in self._known_dirs:
+            return
+        self.fs.makedirs(path, exist_ok=True)
+        self._known_dirs.add(key)
+
+    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+        """Upload on one of sshfs's pooled SFTP channels (several files in flight share the
+        connection); `fs.put_file` would first re-run makedirs on the parent, which the publish path
+        has just done. `create_only` needs no extra round trip: temp names are unique per attempt."""
+        fs = self.fs
+
+        async def put() -> None:
+            async with fs._pool.get() as channel:
+                await channel.put(
+                    str(local_path),
+                    path,
+                    block_size=WRITE_BLOCK_SIZE,
+                    progress_handler=as_progress_handler(callback),
+                )
+
+        sync(fs.loop, put)
 
 
 async def _rename_noreplace(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
