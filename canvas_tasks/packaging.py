@@ -9,6 +9,7 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -46,6 +47,26 @@ def filesystem_for(source: str, storage_options: dict[str, Any] | None = None) -
         return fsspec.core.url_to_fs(source, **(storage_options or {}))
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"input {redact_url(source)}: cannot open ({exc})") from None
+
+
+def check_source_has_no_secrets(source: str) -> None:
+    """The source is a flow parameter, and Prefect stores parameters: no passwords or signed queries in it."""
+    if "://" not in source:
+        return
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        raise ConfigError("input: the URL cannot be parsed") from None
+    if parts.password:
+        raise ConfigError(
+            f"input {redact_url(source)}: remove the password from the URL; it would be stored with the flow run "
+            "(give credentials through settings or fsspec configuration instead)"
+        )
+    if parts.query:
+        raise ConfigError(
+            f"input {redact_url(source)}: URLs with a query string (e.g. signed URLs) would be stored with the "
+            "flow run; download the file first or use the storage's own URL (s3://, sftp://, ...)"
+        )
 
 
 def detect_content(head: bytes) -> str | None:
@@ -108,6 +129,7 @@ def package_input(
 
     With `dry_run` every check runs but nothing is copied or zipped (the CLI's preflight)."""
     shown = redact_url(source)
+    check_source_has_no_secrets(source)
     fs, path = filesystem_for(source, storage_options)
     if not fs.exists(path):
         raise ConfigError(f"input {shown}: does not exist")

@@ -152,3 +152,13 @@ def test_dry_run_checks_without_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "staging").exists()
     with pytest.raises(ConfigError, match="does not exist"):
         package_input(str(tmp_path / "missing.csv"), tmp_path / "staging", dry_run=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sftp://slate:hunter2@sftp.example.edu/out/users.csv", "https://b.s3.amazonaws.com/u.csv?X-Amz-Signature=abc"],
+)
+def test_urls_carrying_secrets_are_refused_without_echoing_them(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        package_input(url, tmp_path / "staging")
+    assert "hunter2" not in info.value.render() and "abc" not in info.value.render()
