@@ -1,0 +1,164 @@
+"""`python -m flows.check`: one table, one row per peer, each failure with its own fix; exit 0/1/2.
+
+Real peers on loopback: the Encoura sandbox, an asyncssh SFTP server (wrong pinned key, wrong
+password, a folder the account may not write), a local folder, and the Canvas sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from canvas_tasks.sandbox import CanvasSandbox
+from common import exit_codes
+from common.cli import run_cli
+from encoura_tasks.sandbox import SandboxServer
+from flows import check
+from tests.support.sftp_server import SFTPTestServer
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for key in list(os.environ):
+        if key.upper().startswith(("DESTINATIONS__", "ENCOURA_", "CANVAS_", "UPLOAD_", "LEDGER_URL", "STATE_DIR")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
+    return monkeypatch
+
+
+def _sftp(env: pytest.MonkeyPatch, name: str, server: SFTPTestServer, path: str, **fields: str) -> None:
+    env.setenv(f"DESTINATIONS__{name}__URL", server.url(path))
+    env.setenv(f"DESTINATIONS__{name}__PASSWORD", fields.get("password", server.password))
+    env.setenv(f"DESTINATIONS__{name}__HOST_KEY", fields.get("host_key", server.host_key_line))
+
+
+def _run(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: check.main([]))
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out + captured.err
+
+
+def _row(output: str, check_name: str) -> str:
+    """The table lines of one row (its detail and FIX line), for assertions about that row only."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(check_name))
+    rest = [lines[start]]
+    for line in lines[start + 1 :]:
+        if line and not line.startswith(" "):
+            break
+        rest.append(line)
+    return "\n".join(rest)
+
+
+def test_everything_reachable_exits_0(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    sftp_server: SFTPTestServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    (sftp_server.root / "incoming").mkdir()
+    _sftp(clean_env, "SLATE", sftp_server, "/incoming")
+    clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
+    code, out = _run(capsys)
+    assert code == exit_codes.OK, out
+    assert "FAILED" not in out
+    assert encoura_sandbox.credentials["organization_uid"] in _row(out, "Encoura login")
+    assert "Destination slate" in out and "Destination share" in out
+    assert list((sftp_server.root / "incoming").iterdir()) == [], "the probe file is removed"
+    assert sftp_server.password not in out
+
+
+def test_wrong_host_key_wrong_password_unwritable_folder_each_reported_with_its_fix(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    sftp_server: SFTPTestServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    (sftp_server.root / "incoming").mkdir()
+    (sftp_server.root / "locked").mkdir()
+    sftp_server.deny_write = ["locked"]
+    other_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    _sftp(clean_env, "GOOD", sftp_server, "/incoming")
+    _sftp(clean_env, "WRONGKEY", sftp_server, "/incoming", host_key=other_key)
+    _sftp(clean_env, "BADPW", sftp_server, "/incoming", password="not the password")
+    _sftp(clean_env, "LOCKED", sftp_server, "/locked")
+
+    code, out = _run(capsys)
+
+    assert code == exit_codes.WORK_FAILED, out
+    assert sum("  FAILED  " in line for line in out.splitlines()) == 3, out
+    assert "OK" in _row(out, "Destination good")
+    wrong_key = _row(out, "Destination wrongkey")
+    assert "FAILED" in wrong_key and "fingerprint" in wrong_key and "DESTINATIONS__WRONGKEY__HOST_KEY" in wrong_key
+    bad_pw = _row(out, "Destination badpw")
+    assert "FAILED" in bad_pw and "authentication failed" in bad_pw and "DESTINATIONS__BADPW__PASSWORD" in bad_pw
+    locked = _row(out, "Destination locked")
+    assert "FAILED" in locked and "write access" in locked and "DESTINATIONS__LOCKED__URL" in locked
+    assert "not the password" not in out and sftp_server.password not in out
+    assert "Traceback" not in out
+
+
+def test_wrong_encoura_password_and_canvas_token(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    clean_env.setenv("ENCOURA_PASSWORD", "wrong-password-123")
+    clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
+    code, out = _run(capsys)
+    assert code == exit_codes.WORK_FAILED
+    encoura = _row(out, "Encoura login")
+    assert "FAILED" in encoura and "ENCOURA_PASSWORD" in encoura
+    assert "wrong-password-123" not in out
+    assert "OK" in _row(out, "Destination share")
+
+
+def test_bad_settings_exit_2_before_any_network_call(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("ENCOURA_BASE_URL", "https://api-datalab.encoura.org/v1")
+    clean_env.setenv("DESTINATIONS__SLATE__URL", "sftp://user@ft.technolutions.net/incoming")
+    clean_env.setenv("DESTINATIONS__SLATE__HOST_KEY", "not a key")
+    code, out = _run(capsys)
+    assert code == exit_codes.CONFIG_ERROR
+    assert "ENCOURA_API_KEY" in out and "DESTINATIONS__SLATE__HOST_KEY" in out
+    assert "Traceback" not in out and "Check " not in out
+
+
+def test_canvas_token_checked_when_configured(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    canvas_sandbox: CanvasSandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
+    clean_env.setenv("CANVAS_BASE_URL", canvas_sandbox.base_url)
+    clean_env.setenv("CANVAS_ACCOUNT_ID", canvas_sandbox.account_id)
+    clean_env.setenv("CANVAS_ACCESS_TOKEN", canvas_sandbox.token)
+    code, out = _run(capsys)
+    assert code == exit_codes.OK, out
+    assert "Sandbox University" in _row(out, "Canvas token")
+
+    clean_env.setenv("CANVAS_ACCESS_TOKEN", "expired-token-xyz")
+    code, out = _run(capsys)
+    assert code == exit_codes.WORK_FAILED
+    canvas = _row(out, "Canvas token")
+    assert "FAILED" in canvas and "CANVAS_ACCESS_TOKEN" in canvas
+    assert "expired-token-xyz" not in out and canvas_sandbox.token not in out
