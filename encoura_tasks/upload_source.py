@@ -22,8 +22,16 @@ from pathlib import Path, PurePosixPath
 
 import fsspec
 
+from common.errors import ConfigError
 from common.redaction import redact_text, redact_url
-from destinations import Destination, DestinationConfig, PublishError, filesystem_for, open_destination
+from destinations import (
+    Destination,
+    DestinationConfig,
+    HostKeyError,
+    PublishError,
+    filesystem_for,
+    open_destination,
+)
 from encoura_tasks.upload_settings import SOURCE_SETTING, UploadSettings
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,10 @@ class UploadSourceError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(redact_text(message))
+
+
+class SourceRefused(UploadSourceError):
+    """The source server is not the one we trust (host key): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,11 @@ class UploadSource:
         return redact_url(self.settings.source)
 
     def location(self, relative: str) -> str:
-        return f"{redact_url(self.config.url).rstrip('/')}/{relative}"
+        return f"{self.folder_location()}/{relative}"
+
+    def folder_location(self) -> str:
+        """The source folder as recorded in the ledger (redacted): tells this source's uploads from others'."""
+        return redact_url(self.config.url).rstrip("/")
 
     def close(self) -> None:
         self.dest.close()
@@ -114,6 +130,10 @@ class UploadSource:
             found = self.fs.glob(self.full(self.pattern), detail=True)
         except FileNotFoundError:
             return []
+        except (ConfigError, UploadSourceError):
+            raise
+        except HostKeyError as exc:
+            raise SourceRefused(str(exc)) from None
         except PublishError as exc:
             raise UploadSourceError(str(exc)) from None
         except Exception as exc:

@@ -324,6 +324,8 @@ def drive(
             if staged is None:
                 outcome.status = "error"
                 outcome.error = "was never sent, and the source file is no longer there to send"
+                rt.ledger.update_upload(row.id, status="failed", error=outcome.error,
+                                        archived_to="(source file no longer present)")
                 return
             if row.status == "sending":
                 logger.warning("%s: an interrupted send never arrived; sending with a new record", row.name)

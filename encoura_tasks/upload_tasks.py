@@ -19,7 +19,7 @@ from prefect.logging import get_run_logger
 from common.errors import ConfigError
 from encoura_tasks import upload_steps
 from encoura_tasks.errors import EncouraAuthError, EncouraError
-from encoura_tasks.upload_source import SourceFile, UploadSourceError
+from encoura_tasks.upload_source import SourceFile, SourceRefused, UploadSourceError
 from encoura_tasks.upload_steps import PROGRESS_CHAIN, UploadOutcome, UploadRuntime
 from ledger import UploadRow
 
@@ -28,7 +28,7 @@ def _retry_transient(task: object, task_run: object, state: object) -> bool:
     """Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials."""
     try:
         state.result()  # type: ignore[attr-defined]
-    except (EncouraAuthError, ConfigError):
+    except (EncouraAuthError, ConfigError, SourceRefused):
         return False
     except (EncouraError, UploadSourceError, httpx.HTTPError, OSError):
         return True

@@ -130,6 +130,7 @@ def encoura_upload(dry_run: bool = False):
             row
             for row in rt.ledger.unfinished_uploads()
             if row.product_type == rt.settings.product_type
+            and row.source.startswith(rt.source.folder_location() + "/")
             and row.encoura_file_id
             and not settled(row)
             and (row.name, row.sha256) not in seen
