@@ -103,11 +103,37 @@ def connect_options(config: DestinationConfig, *, name: str, setting_prefix: str
     return options
 
 
+def _quiet_lost_connection_tasks(loop: Any) -> None:
+    """Drop asyncio's "Task exception was never retrieved" reports for a lost SSH connection.
+
+    When a connection drops mid-upload, asyncssh's parallel write tasks all fail with
+    ConnectionLost; the first is raised to us (and handled: reconnect and retry), the others are
+    never awaited and asyncio prints each with a traceback when collected. Those are noise; every
+    other report still goes to the previous handler.
+    """
+    if getattr(loop, "_encoura_quiet_ssh", False):
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, _CONNECTION_ERRORS) and "never retrieved" in str(context.get("message", "")):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    loop._encoura_quiet_ssh = True
+
+
 def connect_filesystem(
     config: DestinationConfig, *, name: str, setting_prefix: str
 ) -> tuple[fsspec.AbstractFileSystem, str]:
     """Open one sshfs filesystem (one SSH connection); map every failure to a clear error."""
     options = connect_options(config, name=name, setting_prefix=setting_prefix)
+    _quiet_lost_connection_tasks(get_loop())
     host, port = options["host"], options["port"]
     where = f"{host}:{port}"
     options.pop("host")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,9 @@ def test_server_down_is_unavailable(sftp_server: SFTPTestServer) -> None:
 
 # ---- rename, permissions ----------------------------------------------------------------------
 def test_without_posix_rename_publishes_are_still_atomic_and_never_overwrite(
-    sftp_server: SFTPTestServer, tmp_path: Path
+    make_sftp_server: Callable[..., SFTPTestServer], tmp_path: Path
 ) -> None:
-    sftp_server.posix_rename = False
+    sftp_server = make_sftp_server(posix_rename=False)
     local, sha, size = _staged(tmp_path, "a.csv", b"one\n")
     other, sha2, size2 = _staged(tmp_path, "b.csv", b"two!\n")
     with open_destination("slate", _config(sftp_server)) as dest:
@@ -143,9 +144,11 @@ def test_without_posix_rename_publishes_are_still_atomic_and_never_overwrite(
     assert (sftp_server.root / "in" / "a.csv").read_bytes() == b"one\n"
 
 
-def test_permission_denied_fails_only_that_delivery(sftp_server: SFTPTestServer, tmp_path: Path) -> None:
+def test_permission_denied_fails_only_that_delivery(
+    make_sftp_server: Callable[..., SFTPTestServer], tmp_path: Path
+) -> None:
+    sftp_server = make_sftp_server(deny_write=["locked"])
     (sftp_server.root / "locked").mkdir()
-    sftp_server.deny_write = ["locked"]
     local, sha, size = _staged(tmp_path, "a.csv", b"data\n")
     with open_destination("slate", _config(sftp_server)) as dest:
         with pytest.raises(PublishError, match=r"slate: locked/a\.csv: .*[Pp]ermission denied") as info:
@@ -233,3 +236,18 @@ def test_server_gone_mid_run_is_unavailable_after_one_reconnect(sftp_server: SFT
         with pytest.raises(DestinationUnavailable, match=r"slate: cannot connect to 127\.0\.0\.1"):
             dest.publish(local, "b.csv", sha256=sha, size=size)
     assert sftp_server.connections_opened == 1
+
+
+def test_env_helper_round_trips_through_settings(sftp_server: SFTPTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Settings(BaseSettings):
+        model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+        destinations: dict[str, DestinationConfig] = {}
+
+    for key, value in sftp_server.env("slate", "/incoming", max_concurrency="2").items():
+        monkeypatch.setenv(key, value)
+    (sftp_server.root / "incoming").mkdir()
+    with open_destination("slate", Settings().destinations["slate"]) as dest:
+        dest.probe()
+        assert dest.config.max_concurrency == 2

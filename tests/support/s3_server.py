@@ -45,6 +45,14 @@ class S3TestServer:
         values.update(overrides)
         return DestinationConfig(**values)
 
+    def env(self, name: str, prefix: str = "", **extra: str) -> dict[str, str]:
+        """DESTINATIONS__<NAME>__* variables for a flow subprocess."""
+        import json
+
+        values = {"URL": self.url(prefix), "STORAGE_OPTIONS": json.dumps(self.storage_options)}
+        values.update({key.upper(): value for key, value in extra.items()})
+        return {f"DESTINATIONS__{name.upper()}__{key}": value for key, value in values.items()}
+
     def client(self) -> Any:
         import boto3
 

@@ -5,6 +5,9 @@ clients, password or public-key logins. Knobs for the failure cases tests need:
 `posix_rename=False` (server without the posix-rename@openssh.com extension), `deny_write=[...]`
 (permission denied under some folders; tests run as root so chmod would not stop writes), and
 `drop_connections()` (abort every live connection, e.g. from an upload callback mid-file).
+
+`posix_rename` and `deny_write` are plain attributes: set them on the fixture before the client
+connects (`sftp_server.posix_rename = False`), or build extra servers with `make_sftp_server(...)`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,13 @@ class SFTPTestServer:
 
     def url(self, path: str = "") -> str:
         return f"sftp://{self.username}@{self.host}:{self.port}/{path.lstrip('/')}"
+
+    def env(self, name: str, path: str = "", **extra: str) -> dict[str, str]:
+        """DESTINATIONS__<NAME>__* variables for a flow subprocess (password auth, pinned host key)."""
+        prefix = f"DESTINATIONS__{name.upper()}__"
+        values = {"URL": self.url(path), "PASSWORD": self.password, "HOST_KEY": self.host_key_line}
+        values.update({key.upper(): value for key, value in extra.items()})
+        return {prefix + key: value for key, value in values.items()}
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self, keydir: Path) -> None:
@@ -219,15 +229,27 @@ class _SFTPServer(asyncssh.SFTPServer):
 
 
 @pytest.fixture
-def sftp_server(tmp_path: Path) -> Iterator[SFTPTestServer]:
-    """A fresh SFTP server per test (startup costs milliseconds), rooted at tmp_path/'sftp-root'."""
-    root = tmp_path / "sftp-root"
-    root.mkdir()
-    keydir = tmp_path / "sftp-keys"
-    keydir.mkdir()
-    server = SFTPTestServer(root=root)
-    server.start(keydir)
+def make_sftp_server(tmp_path: Path) -> Iterator[Callable[..., SFTPTestServer]]:
+    """Factory for servers with options, e.g. make_sftp_server(posix_rename=False, deny_write=["x"])."""
+    servers: list[SFTPTestServer] = []
+
+    def make(**options: Any) -> SFTPTestServer:
+        base = tmp_path / f"sftp-{len(servers)}"
+        (base / "root").mkdir(parents=True)
+        (base / "keys").mkdir()
+        server = SFTPTestServer(root=base / "root", **options)
+        server.start(base / "keys")
+        servers.append(server)
+        return server
+
     try:
-        yield server
+        yield make
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def sftp_server(make_sftp_server: Callable[..., SFTPTestServer]) -> SFTPTestServer:
+    """A fresh SFTP server per test (startup costs milliseconds) with password and key logins."""
+    return make_sftp_server()

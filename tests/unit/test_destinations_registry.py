@@ -103,3 +103,19 @@ def test_publish_refuses_escaping_relative_paths(rel: str, tmp_path: Path) -> No
     with pytest.raises(PublishError, match="relative path"):
         dest.publish(local, rel, sha256="0" * 64, size=3)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_errors_survive_pickling_for_prefect() -> None:
+    import pickle
+
+    from destinations import HostKeyError
+
+    error = HostKeyError("slate: host key of h:22 is not trusted", destination="slate", relative_path="a.csv")
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(copy) is HostKeyError and str(copy) == str(error)
+    assert copy.destination == "slate" and copy.relative_path == "a.csv"
+
+
+def test_error_messages_redact_urls() -> None:
+    error = PublishError("failed at https://bucket.s3.amazonaws.com/k?X-Amz-Signature=abc")
+    assert "X-Amz-Signature" not in str(error)
