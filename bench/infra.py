@@ -275,15 +275,37 @@ class ProcessResult:
     output: str
 
 
+def _vm_hwm(pid: int) -> int | None:
+    """The process's own peak RSS so far (VmHWM, bytes); None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_measured(
     argv: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None, timeout: float = 900.0
 ) -> ProcessResult:
-    """Run a child and read its own peak RSS from wait4 (exact; psutil-free, no polling gaps)."""
+    """Run a child; CPU time from wait4, peak RSS from polling its VmHWM.
+
+    Not ru_maxrss: Linux carries the RSS high-water mark across fork+exec, so a child of this
+    (big: it serves the sandbox's files) process would report the parent's peak. Popen returns
+    only after the exec, so every VmHWM read belongs to the measured program's own memory; it is
+    monotonic, so polling every 20 ms misses at most the last instants before exit.
+    """
     with tempfile.TemporaryFile() as out:
         started = time.monotonic()
         proc = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         deadline = started + timeout
+        peak = 0
         while True:
+            hwm = _vm_hwm(proc.pid)
+            if hwm is not None:
+                peak = max(peak, hwm)
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -297,7 +319,7 @@ def run_measured(
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
     cpu = usage.ru_utime + usage.ru_stime
-    return ProcessResult(list(argv), proc.returncode, seconds, usage.ru_maxrss * 1024, cpu, text)
+    return ProcessResult(list(argv), proc.returncode, seconds, peak, cpu, text)
 
 
 @contextlib.contextmanager
