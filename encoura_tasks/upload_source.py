@@ -27,7 +27,6 @@ from common.redaction import redact_text, redact_url
 from destinations import (
     Destination,
     DestinationConfig,
-    HostKeyError,
     PublishError,
     filesystem_for,
     open_destination,
@@ -43,10 +42,6 @@ class UploadSourceError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(redact_text(message))
-
-
-class SourceRefused(UploadSourceError):
-    """The source server is not the one we trust (host key): retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -130,12 +125,8 @@ class UploadSource:
             found = self.fs.glob(self.full(self.pattern), detail=True)
         except FileNotFoundError:
             return []
-        except (ConfigError, UploadSourceError):
-            raise
-        except HostKeyError as exc:
-            raise SourceRefused(str(exc)) from None
-        except PublishError as exc:
-            raise UploadSourceError(str(exc)) from None
+        except (ConfigError, UploadSourceError, PublishError):
+            raise  # PublishError: DestinationUnavailable / HostKeyError, already clear and typed for callers
         except Exception as exc:
             raise UploadSourceError(f"{SOURCE_SETTING}: cannot list {self.describe()} ({type(exc).__name__}: "
                                     f"{exc})") from None

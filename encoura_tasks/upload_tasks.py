@@ -17,9 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
+from destinations import HostKeyError, PublishError
 from encoura_tasks import upload_steps
 from encoura_tasks.errors import EncouraAuthError, EncouraError
-from encoura_tasks.upload_source import SourceFile, SourceRefused, UploadSourceError
+from encoura_tasks.upload_source import SourceFile, UploadSourceError
 from encoura_tasks.upload_steps import PROGRESS_CHAIN, UploadOutcome, UploadRuntime
 from ledger import UploadRow
 
@@ -28,9 +29,9 @@ def _retry_transient(task: object, task_run: object, state: object) -> bool:
     """Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials."""
     try:
         state.result()  # type: ignore[attr-defined]
-    except (EncouraAuthError, ConfigError, SourceRefused):
+    except (EncouraAuthError, ConfigError, HostKeyError):
         return False
-    except (EncouraError, UploadSourceError, httpx.HTTPError, OSError):
+    except (EncouraError, UploadSourceError, PublishError, httpx.HTTPError, OSError):
         return True
     except Exception:
         return False

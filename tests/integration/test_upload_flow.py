@@ -24,7 +24,7 @@ import pytest
 
 from common import exit_codes
 from encoura_tasks.sandbox import SandboxServer
-from ledger import Ledger
+from ledger import ClaimOwner, Ledger
 
 CSV = b'StudentID,FirstName,LastName,ZIP\n000123,Ana,Lopez,"01234"\n000124,"Kim, Jr.",Park,"02139"\n'
 
@@ -312,3 +312,61 @@ def test_bad_settings_exit_2_with_every_problem_and_no_network(tmp_path: Path, e
         assert name in err, err
     assert "Traceback" not in err and "pw-not-shown-123" not in out + err
     assert sum(encoura_sandbox.state.counters.values()) == 0
+
+
+def test_record_created_but_bytes_never_sent_is_sent_once_with_a_new_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """The state a kill between `POST /files/upload` and the presigned POST leaves behind."""
+    from tests.support.encoura_sandbox import sandbox_client
+
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    data = CSV
+    (folder / "enrollment_x.csv").write_bytes(data)
+    with sandbox_client(sandbox) as api:
+        orphan = api.post("files/upload", json={"fileName": "enrollment_x.csv", "productType": "enrollment"}).json()
+    (tmp_path / "state").mkdir()
+    ledger = Ledger(f"sqlite:///{(tmp_path / 'state').resolve()}/ledger.sqlite3")
+    owner = ClaimOwner("elsewhere", 1, "dead-run")
+    row = ledger.claim_upload(
+        source=f"{folder.as_uri()}/enrollment_x.csv", name="enrollment_x.csv",
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), product_type="enrollment",
+        me=owner,
+    )
+    assert row is not None
+    ledger.update_upload(row.id, status="sending", encoura_file_id=orphan["id"])
+    ledger.release_upload(row.id, owner)
+    ledger.close()
+
+    env = {**upload_env(sandbox, tmp_path / "state"), "UPLOAD_SOURCE": f"{folder.as_uri()}/*.csv"}
+    assert run(monkeypatch, env) == exit_codes.OK
+    assert len(sandbox.state.uploads_received) == 1
+    assert sandbox.state.uploads_received[0].upload_id != orphan["id"]
+    assert sandbox.state.uploads_received[0].file_bytes == data
+    assert [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()] == [
+        "processed/enrollment_x.csv"
+    ]
+
+
+def test_untrusted_sftp_host_key_stops_before_any_upload(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: SandboxServer,
+    sftp_server,
+) -> None:
+    import asyncssh
+
+    (sftp_server.root / "outgoing").mkdir()
+    (sftp_server.root / "outgoing" / "enrollment_a.csv").write_bytes(CSV)
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    env = {
+        **upload_env(sandbox, tmp_path / "state"),
+        "UPLOAD_SOURCE": sftp_server.url("/outgoing/*.csv"),
+        "UPLOAD_SOURCE_PASSWORD": sftp_server.password,
+        "UPLOAD_SOURCE_HOST_KEY": other,
+    }
+    assert run(monkeypatch, env) == exit_codes.WORK_FAILED
+    captured = capsys.readouterr()
+    assert "host key" in captured.err and "UPLOAD_SOURCE_HOST_KEY" in captured.err
+    assert sftp_server.password not in captured.out + captured.err
+    assert sandbox.state.counters["upload_create"] == 0
+    assert (sftp_server.root / "outgoing" / "enrollment_a.csv").read_bytes() == CSV
