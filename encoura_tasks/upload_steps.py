@@ -17,6 +17,7 @@ anything is sent again; a new record is created only when it did not.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ NEEDS_PERSON_MESSAGE = (
     "the file stays where it is and the next run checks it again"
 )
 MAX_POLL_ERRORS = 5
+STAGING_MAX_AGE_SECONDS = 2 * 24 * 3600  # longer than any run polls
 # Outcome statuses that make the run exit 1.
 PROBLEM_STATUSES = frozenset(
     {"invalid", "failure", "canceled", "needs_person", "timed_out", "error", "previously_failed"}
@@ -119,13 +121,30 @@ def poll_wait(interval: float, cap: float) -> float:
 
 # ----------------------------------------------------------------------------- staging + validation
 def stage(rt: UploadRuntime, item: SourceFile) -> tuple[Path, int, str]:
-    """Copy the source file locally; everything after this reads the copy, never the source again."""
-    incoming = rt.staging_dir / ".incoming" / item.name
-    size, sha256 = rt.source.fetch(item, incoming)
-    staged = rt.staging_dir / sha256[:16] / item.name
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    incoming.replace(staged)
+    """Copy the source file locally; everything after this reads the copy, never the source again.
+
+    One private folder per attempt: two files with the same name (from different folders, or the
+    same file in two overlapping runs) never share or delete each other's copy.
+    """
+    staged = rt.staging_dir / f"{time.time_ns()}-{secrets.token_hex(4)}" / item.name
+    size, sha256 = rt.source.fetch(item, staged)
     return staged, size, sha256
+
+
+def sweep_staging(staging_dir: Path, *, older_than: float = STAGING_MAX_AGE_SECONDS) -> int:
+    """Remove copies left by killed runs (old enough that no live run can still be using them)."""
+    if not staging_dir.is_dir():
+        return 0
+    removed = 0
+    cutoff = time.time() - older_than
+    for child in staging_dir.iterdir():
+        try:
+            if child.is_dir() and child.name != ".work" and child.stat().st_mtime < cutoff:
+                clear_dir(child)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 # ----------------------------------------------------------------------------- Encoura calls

@@ -32,7 +32,7 @@ from encoura_tasks.settings import EncouraSettings, load_encoura_settings
 from encoura_tasks.upload_report import outcome_rows, print_upload_report, publish_upload_report, summary_line
 from encoura_tasks.upload_settings import UploadSettings, load_upload_settings
 from encoura_tasks.upload_source import UploadSource
-from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, settled
+from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, settled, sweep_staging
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
 from flows.reporting import Progress
 from flows.settings import RunSettings, load_run_settings
@@ -90,6 +90,7 @@ def upload_runtime(*, dry_run: bool) -> Iterator[tuple[UploadRuntime, RunSetting
             dry_run=dry_run,
         )
         ledger.start_heartbeat(owner)
+        sweep_staging(rt.staging_dir)
         yield rt, run_settings
     finally:
         with contextlib.suppress(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import mimetypes
 import os
 import signal
@@ -19,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +99,20 @@ def sandbox(encoura_sandbox: SandboxServer) -> SandboxServer:
     return encoura_sandbox
 
 
+def latest_artifact(key: str) -> Any:
+    """The newest artifact with this key on the session's Prefect server (tests in a worker run one at a time)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key!r}"
+    data = found[0].data
+    return json.loads(data) if isinstance(data, str) and data.startswith(("[", "{")) else data
+
+
 def _xlsx() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
@@ -150,6 +166,20 @@ def test_each_final_status_and_exact_multipart(
     for r in received:
         for secret_field in ("x-amz-signature", "x-amz-security-token", "policy"):
             assert r.fields[secret_field] not in out.out + out.err
+
+    table = {row["file"]: row for row in latest_artifact("encoura-upload-files")}
+    assert {name: row["status"] for name, row in table.items()} == {
+        "enrollment_ok.csv": "done", "enrollment_book.xlsx": "done", "enrollment_fail.csv": "failure",
+        "enrollment_mapping.csv": "needs_person", "enrollment_cancel.csv": "needs_person",
+    }
+    assert table["enrollment_ok.csv"]["bytes"] == str(len(CSV))
+    assert table["enrollment_ok.csv"]["encoura_file_id"] in sandbox.state.uploads
+    assert failure_error in table["enrollment_fail.csv"]["error"]
+    artifacts_text = json.dumps(table) + json.dumps(latest_artifact("encoura-upload-summary"))
+    for r in received:
+        assert r.fields["x-amz-signature"] not in artifacts_text
+    if source.secret:
+        assert source.secret not in artifacts_text
 
     # Second run: nothing is sent again; the person canceled the second mapping file meanwhile.
     assert run(monkeypatch, env) == exit_codes.WORK_FAILED
