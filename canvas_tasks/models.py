@@ -63,7 +63,10 @@ class Outcome(BaseModel):
 
     import_id: int | None = None
     workflow_state: str | None = None
-    status: str = Field(description="imported | imported_with_warnings | failed | still_running | submitted")
+    status: str = Field(
+        description="imported | imported_with_warnings | failed_on_warnings | failed | still_running | "
+        "aborted_after_timeout | submitted | refused | error"
+    )
     exit_code: int
     message: str
     errors_csv: str | None = None

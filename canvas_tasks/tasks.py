@@ -17,6 +17,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NONE
+from pydantic import BaseModel
 
 from canvas_tasks.client import CanvasSisClient
 from canvas_tasks.errors import CanvasAPIError, SubmitOutcomeUnknown
@@ -28,6 +29,7 @@ from canvas_tasks.settings import CanvasSettings, load_canvas_settings
 from canvas_tasks.submissions import SubmissionStore, submission_key
 from canvas_tasks.transport import RetryPolicy
 from canvas_tasks.watch import describe_progress, outcome_for, watch_until_done
+from common.errors import ConfigError
 from common.redaction import redact_url
 
 ARTIFACT_PREFIX = "canvas-sis-import"
@@ -63,8 +65,26 @@ def package_task(source: str, extension: str | None = None) -> Package:
     return package
 
 
+class Submitted(BaseModel):
+    """What the submit step produced. A refusal by Canvas (400/401/403) is a result, not a crash, so the
+    run ends with its message and exit code 2 instead of a task traceback."""
+
+    sis_import: SisImport | None = None
+    reattached: bool = False
+    refused: str | None = None
+
+
 @task(name="submit-sis-import", retries=0, cache_policy=NONE)
-def submit_task(package: Package, options: ImportOptions, resubmit: bool = False) -> tuple[SisImport, bool]:
+def submit_task(package: Package, options: ImportOptions, resubmit: bool = False) -> Submitted:
+    try:
+        imp, reattached = _submit(package, options, resubmit)
+    except ConfigError as exc:
+        get_run_logger().error("%s", exc.render())
+        return Submitted(refused=exc.render())
+    return Submitted(sis_import=imp, reattached=reattached)
+
+
+def _submit(package: Package, options: ImportOptions, resubmit: bool) -> tuple[SisImport, bool]:
     """Upload once. Returns (import, reattached): a re-run with the same bytes and options follows the
     import the earlier run started (if it is running or succeeded) instead of uploading again."""
     logger = get_run_logger()

@@ -27,6 +27,7 @@ from canvas_tasks.tasks import make_client, package_task, report_submitted_task,
 from common import exit_codes
 from common.cli import run_cli
 from common.errors import ConfigError
+from common.redaction import quiet_noisy_loggers
 
 
 @flow(name="canvas-sis-import", log_prints=False)
@@ -42,9 +43,14 @@ def canvas_sis_import(
 ) -> Outcome | State:
     """Settings (URL, account, token) are read at run time from the environment, never passed as
     parameters, so nothing secret is stored with the flow run."""
+    quiet_noisy_loggers()  # httpx would log request URLs, and errors-CSV URLs carry a verifier
     options = options or ImportOptions()
     package = package_task(source, options.extension)
-    imp, reattached = submit_task(package, options, resubmit)
+    submitted = submit_task(package, options, resubmit)
+    if submitted.sis_import is None:  # Canvas refused (bad token, not a root account, bad parameter)
+        refused = Outcome(status="refused", exit_code=exit_codes.CONFIG_ERROR, message=submitted.refused or "")
+        return Failed(message=refused.message, data=refused)
+    imp, reattached = submitted.sis_import, submitted.reattached
     if not watch:
         return report_submitted_task(imp, package, options, reattached)
     final, timed_out, aborted = watch_task(imp.id, poll_interval, timeout, abort_on_timeout)

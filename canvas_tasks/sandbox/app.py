@@ -130,6 +130,13 @@ def create_app(state: SandboxState) -> FastAPI:
             return JSONResponse(
                 {"message": "Batch mode specified, but the given batch_mode_term_id cannot be found."}, status_code=400
             )
+        term = options.get("batch_mode_term_id")
+        known = state.known_term_ids
+        if _truthy(options.get("batch_mode")) and term and known is not None and term not in known:
+            return JSONResponse(
+                {"message": "Batch mode specified, but the given batch_mode_term_id cannot be found."},
+                status_code=400,
+            )
         if (
             options.get("multi_term_batch_mode")
             and not options.get("batch_mode_term_id")

@@ -138,6 +138,7 @@ class SandboxState:
         self.fault_methods: frozenset[str] = frozenset({"GET", "POST", "PUT"})  # which requests the faults hit
         self.retry_after: str | None = None
         self.fail_after_create_next_n = 0  # POST creates the import, then answers 500
+        self.known_term_ids: set[str] | None = None  # None: every batch_mode_term_id exists
         self.default_scenario = "auto"  # auto: derived from the data (warnings -> imported_with_messages)
         self.scenario_for_file: dict[str, str] = {}
         self._next_id = 100

@@ -158,3 +158,16 @@ def test_outcome_exit_codes(
         assert out.splitlines()[0] == str(import_id)
     if code == 1:
         assert f"import {import_id}" in err or f"import id {import_id}" in err
+
+
+def test_canvas_refusal_of_a_parameter_exits_2_with_its_message(
+    canvas_env: dict[str, str],
+    canvas_sandbox: CanvasSandbox,
+    clean_users_csv: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    canvas_sandbox.state.known_term_ids = {"T2026F"}
+    code, _, err = in_process(capsys, str(clean_users_csv), "--batch-mode", "--batch-mode-term-id", "T1999")
+    assert code == 2
+    assert "batch_mode_term_id cannot be found" in err
+    assert len(canvas_sandbox.state.submissions()) == 1 and not canvas_sandbox.state.imports

@@ -273,3 +273,20 @@ def test_interrupted_upload_is_checked_before_uploading_again(
     assert len(canvas_sandbox.state.submissions()) == 1
     outcome, _ = run_flow(clean_users_csv, resubmit=True)
     assert outcome.exit_code == 0 and len(canvas_sandbox.state.submissions()) == 2
+
+
+def test_token_from_a_prefect_secret_block(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from prefect.blocks.system import Secret
+
+    block = f"canvas-token-{uuid.uuid4().hex[:8]}"
+    Secret(value=canvas_sandbox.token).save(block)
+    monkeypatch.setenv("CANVAS_ACCESS_TOKEN", f"prefect-secret:{block}")
+    outcome, flow_run_id = run_flow(clean_users_csv)
+    assert outcome.exit_code == 0
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+    assert canvas_sandbox.token not in str(run.parameters)
