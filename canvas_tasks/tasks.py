@@ -146,17 +146,21 @@ def _landed_hint(client: CanvasSisClient, since: datetime) -> str:
 
 @task(name="watch-sis-import", cache_policy=NONE)
 def watch_task(
-    import_id: int, poll_interval: float, timeout: float, abort_on_timeout: bool
+    submitted: SisImport, poll_interval: float, timeout: float, abort_on_timeout: bool
 ) -> tuple[SisImport, bool, bool]:
-    """Returns (final import, timed_out, aborted_after_timeout)."""
+    """Returns (last seen import, timed_out, aborted_after_timeout). Losing contact with Canvas for
+    longer than the transport's retries counts as a timeout: the import carries on in Canvas."""
     logger = get_run_logger()
     settings = load_canvas_settings()
+    import_id = submitted.id
     artifact_id = create_progress_artifact(
         progress=0.0, key=f"{ARTIFACT_PREFIX}-progress", description=f"Import {import_id}: submitted"
     )
+    last_seen = [submitted]
     last_line: list[str] = []
 
     def on_update(imp: SisImport) -> None:
+        last_seen[0] = imp
         line = describe_progress(imp)
         if not last_line or last_line[0] != line:
             logger.info(line)
@@ -164,9 +168,13 @@ def watch_task(
         update_progress_artifact(artifact_id=artifact_id, progress=float(imp.progress or 0.0), description=line)
 
     with make_client(settings) as client:
-        imp, timed_out = watch_until_done(
-            lambda: client.get_import(import_id), poll_interval=poll_interval, timeout=timeout, on_update=on_update
-        )
+        try:
+            imp, timed_out = watch_until_done(
+                lambda: client.get_import(import_id), poll_interval=poll_interval, timeout=timeout, on_update=on_update
+            )
+        except CanvasAPIError as exc:
+            logger.error("Lost contact with Canvas while watching import %d: %s", import_id, exc)
+            return last_seen[0], True, False
         aborted = False
         if timed_out and abort_on_timeout:
             logger.warning(

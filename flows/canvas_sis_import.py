@@ -53,7 +53,7 @@ def canvas_sis_import(
     imp, reattached = submitted.sis_import, submitted.reattached
     if not watch:
         return report_submitted_task(imp, package, options, reattached)
-    final, timed_out, aborted = watch_task(imp.id, poll_interval, timeout, abort_on_timeout)
+    final, timed_out, aborted = watch_task(imp, poll_interval, timeout, abort_on_timeout)
     outcome = report_task(final, package, options, timed_out, aborted, fail_on_warnings, reattached)
     if outcome.exit_code != exit_codes.OK:
         return Failed(message=outcome.message, data=outcome)

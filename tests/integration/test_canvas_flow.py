@@ -290,3 +290,15 @@ def test_token_from_a_prefect_secret_block(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
     assert canvas_sandbox.token not in str(run.parameters)
+
+
+def test_losing_canvas_while_watching_reports_the_import_as_still_running(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANVAS_RETRY_ATTEMPTS", "2")
+    canvas_sandbox.state.fault_methods = frozenset({"GET"})
+    canvas_sandbox.state.fail_next_n_5xx = 1000
+    outcome, _ = run_flow(clean_users_csv)
+    assert (outcome.status, outcome.exit_code) == ("still_running", 1)
+    assert f"import id {outcome.import_id}" in outcome.message
+    assert len(canvas_sandbox.state.imports) == 1
