@@ -16,6 +16,7 @@ import pytest
 ACCESS_KEY = "testing-access-key"
 SECRET_KEY = "testing-secret-key"
 REGION = "us-east-1"
+_CLIENTS: dict[tuple[str, str, str], Any] = {}
 
 
 @dataclass
@@ -54,6 +55,13 @@ class S3TestServer:
         return {f"DESTINATIONS__{name.upper()}__{key}": value for key, value in values.items()}
 
     def client(self) -> Any:
+        """A boto3 client, made once per endpoint (each costs ~0.3 s of botocore model loading)."""
+        key = (self.endpoint_url, self.key, self.secret)
+        if key not in _CLIENTS:
+            _CLIENTS[key] = self._new_client()
+        return _CLIENTS[key]
+
+    def _new_client(self) -> Any:
         import boto3
 
         return boto3.client(
