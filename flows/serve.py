@@ -24,6 +24,9 @@ from common.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+# Our modules log through the standard library (they also run outside Prefect); these make their
+# lines (download progress, deliveries) reach the Prefect UI. prefect.yaml sets the same for workers.
+EXTRA_LOGGERS = "encoura_tasks,destinations,canvas_tasks,ledger,flows"
 
 
 @dataclass
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             crons = ", ".join(f"{s.get('cron')} {s.get('timezone') or 'UTC'}" for s in spec.schedules) or "no schedule"
             print(f"{spec.name}: {spec.entrypoint} ({crons})")
         return exit_codes.OK
+    # Runs inherit this process's environment.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", EXTRA_LOGGERS)
     from prefect import serve
 
     # Runs start in subprocesses that import the flows by relative entrypoint: run from the project root.
