@@ -77,6 +77,8 @@ class Destination:
         # Setting names used in messages; open_destination may point them elsewhere (UPLOAD_SOURCE_).
         self.setting_prefix = f"DESTINATIONS__{name.upper()}__"
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        # Temp files a failed attempt could not remove (list.append/pop are atomic under the GIL).
+        self.pending_cleanup: list[str] = []
 
     # ---- public API -------------------------------------------------------------------------
     def publish(

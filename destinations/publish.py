@@ -221,9 +221,21 @@ def _verify(dest: Destination, relative_path: str, temp: str, *, sha256: str, si
 
 
 def _discard(dest: Destination, path: str) -> None:
-    """Best effort: a temp we cannot remove now is removed by the next run's sweep."""
-    with contextlib.suppress(Exception):
+    """Best effort: a temp we cannot remove now is retried after a reconnect, else swept next run."""
+    try:
         dest._remove(path)
+    except FileNotFoundError:
+        pass
+    except Exception:
+        dest.pending_cleanup.append(path)
+
+
+def retry_cleanup(dest: Destination) -> None:
+    """Remove temps a failed attempt could not (typically: the connection had just dropped)."""
+    while dest.pending_cleanup:
+        path = dest.pending_cleanup.pop()
+        with contextlib.suppress(Exception):
+            dest._remove(path)
 
 
 def sweep_temps(dest: Destination, *, older_than: float) -> list[str]:

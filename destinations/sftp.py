@@ -191,7 +191,11 @@ class SFTPDestination(FsspecDestination):
             if not (isinstance(exc, _CONNECTION_ERRORS) or self._connection_lost()):
                 raise
             self._reconnect(generation)
-        return op()  # once, on a fresh connection; a second failure is reported as is
+        from destinations.publish import retry_cleanup
+
+        result = op()  # once, on a fresh connection; a second failure is reported as is
+        retry_cleanup(self)  # the first attempt's temp, stranded by the drop
+        return result
 
     def _reconnect(self, generation: int) -> None:
         with self._lock:
