@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 
 from common import exit_codes
@@ -45,8 +46,11 @@ def main() -> int:
         f'"password": "{creds["password"]}", "acceptedTerms": true}}\' {server.base_url}/login'
     )
     print("Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the same clean way under a process manager
     try:
         threading.Event().wait()
+    except KeyboardInterrupt:
+        print("Sandbox stopped.")  # Ctrl-C is how this command is meant to end: not an interruption
     finally:
         server.stop()
     return exit_codes.OK

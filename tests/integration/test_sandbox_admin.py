@@ -131,8 +131,10 @@ def test_standalone_server_prints_how_to_use_it_and_stops_on_ctrl_c() -> None:
         assert len(state["exports"]) == 6
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    assert proc.returncode == exit_codes.INTERRUPTED
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == exit_codes.OK
+    assert "Sandbox stopped." in out
+    assert "Traceback" not in err
 
 
 def test_standalone_server_on_a_busy_port_is_a_config_error() -> None:
