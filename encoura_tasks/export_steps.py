@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.host_limits import host_slot
 from destinations import Destination, PathContext, PublishError, Receipt, render_path
 from encoura_tasks.client import EncouraClient
 from encoura_tasks.errors import ExportRejected
@@ -145,7 +146,8 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
             continue
         relative = relative_path_for(dest, row)
         try:
-            receipt = dest.publish(local, relative, sha256=row.sha256 or "", size=row.size or 0)
+            with host_slot(dest.config.url):  # a cap per SFTP host across runs, if one is configured
+                receipt = dest.publish(local, relative, sha256=row.sha256 or "", size=row.size or 0)
         except PublishError as exc:
             failures[dest.name] = str(exc)
             rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc))
