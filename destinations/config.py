@@ -65,7 +65,8 @@ def _default_known_hosts() -> Path | None:
 class DestinationConfig(BaseModel):
     """One entry of `DESTINATIONS__<NAME>__*`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a raw ValidationError printed anywhere must not show a password or S3 key.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     url: str
     password: SecretStr | None = None

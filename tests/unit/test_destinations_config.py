@@ -126,3 +126,9 @@ def test_env_settings_map_to_destination_env_names(monkeypatch: pytest.MonkeyPat
     error = config_error_from_validation(info.value)
     assert error.problems[0].startswith("DESTINATIONS__SLATE__PATH_TEMPLATE: ")
     assert "pw-from-env" not in error.render()
+
+
+def test_raw_validation_error_text_hides_inputs() -> None:
+    with pytest.raises(ValidationError) as info:
+        DestinationConfig(url="s3://b/p", storage_options='{"secret": "TOPSECRET"', bogus="BOGUS")  # type: ignore[call-arg]
+    assert "TOPSECRET" not in str(info.value) and "BOGUS" not in str(info.value)
