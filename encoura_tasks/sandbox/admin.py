@@ -14,7 +14,6 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from encoura_tasks.sandbox.samples import export_content
 from encoura_tasks.sandbox.state import SandboxState
 
 
@@ -50,7 +49,9 @@ def admin_router(state: SandboxState) -> APIRouter:
             uid = state.add_export(
                 spec.product_key,
                 spec.filename,
-                export_content(spec.product_key, content, size=spec.size, seed=spec.seed),
+                content,
+                size=spec.size,
+                seed=spec.seed,
                 listing_overrides=spec.listing_overrides,
                 status=spec.status,
                 organization_uid=spec.organization_uid,

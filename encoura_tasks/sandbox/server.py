@@ -18,13 +18,18 @@ import uvicorn
 from encoura_tasks.sandbox.app import build_app
 from encoura_tasks.sandbox.config import SANDBOX_CREDENTIALS, SandboxConfig
 from encoura_tasks.sandbox.s3 import quiet_truncation_errors
-from encoura_tasks.sandbox.samples import export_content
 from encoura_tasks.sandbox.state import SandboxState
 
 _START_TIMEOUT = 10.0
 
 
 class SandboxServer:
+    """The sandbox as a context manager: `with SandboxServer(cfg, seed_samples=True) as sb: ...`.
+
+    `sb.state` is the live, lock-protected state (exports, counters, uploads received);
+    `sb.configure(**faults)` changes faults while it runs; `sb.env()` points our flows at it.
+    """
+
     def __init__(self, config: SandboxConfig | None = None, *, seed_samples: bool = False) -> None:
         self.state = SandboxState(config or SandboxConfig(), seed_samples=seed_samples)
         self._app = build_app(self.state)
@@ -143,7 +148,9 @@ class SandboxServer:
         return self.state.add_export(
             product_key,
             filename,
-            export_content(product_key, content, size=size, seed=seed),
+            content,
+            size=size,
+            seed=seed,
             listing_overrides=listing_overrides,
             status=status,
             organization_uid=organization_uid,

@@ -28,7 +28,7 @@ from encoura_tasks.sandbox.errors import ApiError, S3Error
 from encoura_tasks.sandbox.exports import EXPORT_BUCKET, EXPORT_STATUSES, ExportRecord, PresignedDownload
 from encoura_tasks.sandbox.faults import FaultPlan
 from encoura_tasks.sandbox.multipart import Part
-from encoura_tasks.sandbox.samples import seed_exports
+from encoura_tasks.sandbox.samples import export_content, seed_exports
 from encoura_tasks.sandbox.uploads import ReceivedUpload, UploadRecord, accept_form, new_upload
 from encoura_tasks.settings import PRODUCT_KEYS
 
@@ -97,9 +97,11 @@ class SandboxState:
     def add_export(
         self,
         product_key: str,
-        filename: str | None,
-        content: bytes,
+        filename: str | None = None,
+        content: bytes | None = None,
         *,
+        size: int | None = None,
+        seed: int = 0,
         listing_overrides: dict[str, Any] | None = None,
         status: str = "NotDelivered",
         organization_uid: str | None = None,
@@ -115,7 +117,7 @@ class SandboxState:
             uid=uid,
             product_key=product_key,
             filename=filename or f"{product_key}-{uid[:8]}.csv",
-            content=bytes(content),
+            content=export_content(product_key, content, size=size, seed=seed),
             organization_uid=organization_uid or SANDBOX_CREDENTIALS["organization_uid"],
             status=status,
             created_at_ms=created_at_ms if created_at_ms is not None else int(time.time() * 1000),
