@@ -80,7 +80,12 @@ class TomlFileSettings(BaseSettings):
 
 class EncouraSettings(TomlFileSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ENCOURA_", env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False
+        env_prefix="ENCOURA_",
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        hide_input_in_errors=True,  # a raw ValidationError must never show a secret
     )
 
     api_key: SecretStr

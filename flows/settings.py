@@ -14,7 +14,13 @@ from encoura_tasks.settings import EncouraSettings, TomlFileSettings, load_encou
 
 
 class RunSettings(TomlFileSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        hide_input_in_errors=True,  # storage options and passwords must never show in a raw ValidationError
+    )
 
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     state_dir: Path = Path(".state")
