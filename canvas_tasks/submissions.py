@@ -51,9 +51,17 @@ class SubmissionStore:
         tmp.write_text(record.model_dump_json())
         os.replace(tmp, path)
 
-    def start(self, key: str, filename: str, sha256: str) -> SubmissionRecord:
+    def start(self, key: str, filename: str, sha256: str, *, replace: bool) -> SubmissionRecord:
+        """Write the pending record. Without `replace` it must not exist yet (FileExistsError otherwise),
+        so two runs started at once with the same data cannot both upload."""
         record = SubmissionRecord(key=key, filename=filename, sha256=sha256, started_at=datetime.now(UTC))
-        self.put(record)
+        if replace:
+            self.put(record)
+            return record
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path(key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(record.model_dump_json())
         return record
 
     def forget(self, key: str) -> None:

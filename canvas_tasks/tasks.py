@@ -20,7 +20,7 @@ from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
 from canvas_tasks.client import CanvasSisClient
-from canvas_tasks.errors import CanvasAPIError, SubmitOutcomeUnknown
+from canvas_tasks.errors import CanvasAPIError, CanvasRefused, SubmitOutcomeUnknown
 from canvas_tasks.models import FAILED_STATES, Outcome, SisImport
 from canvas_tasks.options import ImportOptions
 from canvas_tasks.packaging import Package, package_input
@@ -96,8 +96,11 @@ def _submit(package: Package, options: ImportOptions, resubmit: bool) -> tuple[S
         with make_client(settings) as client:
             earlier = None if resubmit else store.get(key)
             if earlier is not None and earlier.import_id is not None:
-                previous = client.get_import(earlier.import_id)
-                if previous.workflow_state not in FAILED_STATES:
+                try:
+                    previous: SisImport | None = client.get_import(earlier.import_id)
+                except CanvasRefused:  # gone from Canvas (or another instance): nothing to follow
+                    previous = None
+                if previous is not None and previous.workflow_state not in FAILED_STATES:
                     logger.warning(
                         "These files and options were already submitted as import %d at %s (%s); following it "
                         "instead of uploading again (--resubmit imports them again)",
@@ -115,7 +118,13 @@ def _submit(package: Package, options: ImportOptions, resubmit: bool) -> tuple[S
                         f"{earlier.started_at.isoformat(timespec='seconds')}; imports created since: {ids}. "
                         "Check them in Canvas; re-run with --resubmit to upload again"
                     )
-            record = store.start(key, package.filename, package.sha256)
+            try:
+                record = store.start(key, package.filename, package.sha256, replace=resubmit or earlier is not None)
+            except FileExistsError:
+                raise CanvasAPIError(
+                    "another run is submitting the same files and options right now; wait for it "
+                    "(or re-run with --resubmit to upload anyway)"
+                ) from None
             started = record.started_at - CLOCK_SKEW
             try:
                 imp = client.submit(package.path, package.filename, package.content_type, fields)
