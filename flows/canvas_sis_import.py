@@ -27,7 +27,7 @@ from canvas_tasks.tasks import make_client, package_task, report_submitted_task,
 from common import exit_codes
 from common.cli import run_cli
 from common.errors import ConfigError
-from common.redaction import quiet_noisy_loggers
+from common.redaction import quiet_noisy_loggers, redact_text
 
 
 @flow(name="canvas-sis-import", log_prints=False)
@@ -186,7 +186,8 @@ def options_from_args(args: argparse.Namespace) -> ImportOptions:
 
 
 def preflight(source: str, options: ImportOptions) -> None:
-    """Everything that can be checked without Canvas, before the flow starts (no traceback, exit 2)."""
+    """Check settings, input and account before the flow starts, so mistakes end with one message and
+    exit 2 (no traceback, nothing uploaded). The only request is a read of the account."""
     settings = load_canvas_settings()
     settings.token()  # resolves a prefect-secret: reference now, so a missing block is a config error
     package_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension, dry_run=True)
@@ -257,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = sys.stdout if outcome.exit_code == exit_codes.OK else sys.stderr
     if outcome.status == "submitted":
         print(outcome.import_id)
-    print(outcome.message, file=stream)
+    print(redact_text(outcome.message), file=stream)
     if outcome.counts:
         print("Counts: " + ", ".join(f"{k}={v}" for k, v in sorted(outcome.counts.items()) if v), file=stream)
     if outcome.errors_csv:
