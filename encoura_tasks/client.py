@@ -67,6 +67,37 @@ def s3_error_message(response: httpx.Response) -> str:
     return redact_text(text) or f"HTTP {response.status_code}"
 
 
+class UncertainAttempts(httpx.BaseTransport):
+    """Innermost transport: flags a request when an attempt may have been processed without us
+    seeing the answer (read timeout or dropped connection after sending, or a 5xx other than
+    429/503, e.g. a gateway timeout while the backend carried on).
+
+    RetryTransport retries such attempts transparently. For most calls that is right; for the
+    NotDelivered listing it is not: the lost answer consumed exports, and the retry's answer no
+    longer contains them. `list_exports` reads the flag so those exports are recovered.
+    """
+
+    FLAG = "encoura_uncertain"
+
+    def __init__(self, wrapped: httpx.BaseTransport) -> None:
+        self.wrapped = wrapped
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = self.wrapped.handle_request(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise  # never sent: nothing can have been processed
+        except httpx.TransportError:
+            request.extensions[self.FLAG] = True
+            raise
+        if response.status_code >= 500 and response.status_code != 503:
+            request.extensions[self.FLAG] = True
+        return response
+
+    def close(self) -> None:
+        self.wrapped.close()
+
+
 class EncouraClient:
     def __init__(
         self,
@@ -91,7 +122,8 @@ class EncouraClient:
             auth=self.auth,
             timeout=timeout,
             verify=True,
-            transport=transport or RetryTransport(httpx.HTTPTransport(verify=True), max_attempts=settings.max_attempts),
+            transport=transport
+            or RetryTransport(UncertainAttempts(httpx.HTTPTransport(verify=True)), max_attempts=settings.max_attempts),
             headers={"Accept": "application/json", "User-Agent": "encoura-slate-flows/0.1"},
             follow_redirects=False,
         )
@@ -131,13 +163,20 @@ class EncouraClient:
         if product_key:
             params["productKey"] = product_key
         what = f"listing {status} exports for {product_key or 'all products'}"
-        response = self._api.get("datacenter/exports", params=params)
+        try:
+            response = self._api.get("datacenter/exports", params=params)
+        except httpx.TransportError as exc:
+            # No answer after every attempt; one of them may still have consumed exports.
+            raise EncouraResponseError(f"{what}: no answer from Encoura ({type(exc).__name__})") from None
+        uncertain = bool(response.request.extensions.get(UncertainAttempts.FLAG))
         if response.status_code != 200:
+            if uncertain:
+                raise EncouraResponseError(f"{what}: {_api_error(response, what)} after an unanswered attempt")
             raise _api_error(response, what)
         body = _json_body(response, what)
         if not isinstance(body, list):
             raise EncouraResponseError(f"{what}: expected a JSON list, got {type(body).__name__}")
-        result = ListingResult()
+        result = ListingResult(uncertain=uncertain)
         for index, entry in enumerate(body):
             if not isinstance(entry, dict):
                 result.problems.append(f"{what}: entry #{index} is not an object; skipped")

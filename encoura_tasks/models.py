@@ -38,6 +38,9 @@ class ExportListing(BaseModel):
 class ListingResult:
     exports: list[ExportListing] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # entries we could not accept, described for the report
+    # An earlier attempt of this listing went unanswered (timeout, dropped connection, 5xx): it may
+    # have consumed exports that this answer no longer holds. See client.UncertainAttempts.
+    uncertain: bool = False
 
 
 class PresignedUrl:

@@ -103,6 +103,12 @@ def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
         outcome.new_uids.extend(
             rt.ledger.record_listed([(e.uid, e.product_key or product_key) for e in result.exports])
         )
+        if result.uncertain:
+            # A retried attempt's lost answer may have consumed exports: they now show as Delivered.
+            recovered = _recover_interrupted(rt, product_key)
+            if recovered:
+                logger.warning("Recovered %d %s export(s) from an unanswered listing", len(recovered), product_key)
+            outcome.new_uids.extend(recovered)
         rt.ledger.listing_finished(journal)
     except EncouraAuthError:
         raise
