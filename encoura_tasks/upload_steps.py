@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,23 @@ StatusCallback = Callable[[str], None]
 def settled(row: UploadRow) -> bool:
     """True once nothing more will ever happen to this upload."""
     return row.status in ("archived", "failed") or (row.status == "canceled" and row.archived_to is not None)
+
+
+def select_orphans(rows: Iterable[UploadRow], *, product_type: str, folder: str, listed: set[str]) -> list[UploadRow]:
+    """Uploads this source sent earlier, not finished, whose file is not in this run's listing.
+
+    A file listed this run is never an orphan, whatever happened to its task: its own task (or the
+    next run) owns it. Other sources' and other product types' uploads are left to their own runs.
+    """
+    return [
+        row
+        for row in rows
+        if row.product_type == product_type
+        and row.source.startswith(folder.rstrip("/") + "/")
+        and row.source not in listed
+        and row.encoura_file_id
+        and not settled(row)
+    ]
 
 
 def poll_wait(interval: float, cap: float) -> float:
@@ -341,10 +358,11 @@ def drive(
             logger.info("%s: an interrupted run's send did arrive (file id %s); not sending again", row.name, file_id)
         else:
             if staged is None:
-                outcome.status = "error"
-                outcome.error = "was never sent, and the source file is no longer there to send"
-                rt.ledger.update_upload(row.id, status="failed", error=outcome.error,
-                                        archived_to="(source file no longer present)")
+                # Never sent and its file is gone: forget the record (not settle it), so the same file
+                # is sent normally if it ever reappears.
+                rt.ledger.update_upload(row.id, status="new", encoura_file_id=None)
+                outcome.status = "skipped"
+                outcome.error = "was never sent and its source file is gone; it is sent if it reappears"
                 return
             if row.status == "sending":
                 logger.warning("%s: an interrupted send never arrived; sending with a new record", row.name)

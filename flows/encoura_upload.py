@@ -32,7 +32,7 @@ from encoura_tasks.settings import EncouraSettings, load_encoura_settings
 from encoura_tasks.upload_report import outcome_rows, print_upload_report, publish_upload_report, summary_line
 from encoura_tasks.upload_settings import UploadSettings, load_upload_settings
 from encoura_tasks.upload_source import UploadSource
-from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, settled, sweep_staging
+from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
 from flows.reporting import Progress
 from flows.settings import RunSettings, load_run_settings
@@ -126,16 +126,12 @@ def encoura_upload(dry_run: bool = False):
             progress.advance()
 
         # Sent by an earlier run, not finished, and its file is no longer in the source: still find out how it ended.
-        seen = {(o.file.rpartition("/")[2], o.sha256) for o in outcomes}
-        orphans = [
-            row
-            for row in rt.ledger.unfinished_uploads()
-            if row.product_type == rt.settings.product_type
-            and row.source.startswith(rt.source.folder_location() + "/")
-            and row.encoura_file_id
-            and not settled(row)
-            and (row.name, row.sha256) not in seen
-        ]
+        orphans = select_orphans(
+            rt.ledger.unfinished_uploads(),
+            product_type=rt.settings.product_type,
+            folder=rt.source.folder_location(),
+            listed={rt.source.location(item.relative) for item in files},
+        )
         if orphans and dry_run:
             outcomes += [
                 UploadOutcome(file=r.name, size=r.size, sha256=r.sha256, encoura_file_id=r.encoura_file_id,
