@@ -197,7 +197,7 @@ class UploadSource:
                           f"{PurePosixPath(name).suffix}"]:
             new_relative = f"{target_dir}/{candidate}"
             try:
-                self.dest._rename_noreplace(self.full(relative), self.full(new_relative))
+                self._rename_noreplace(self.full(relative), self.full(new_relative))
             except FileExistsError as exc:
                 last = exc
                 continue
@@ -207,6 +207,19 @@ class UploadSource:
                 ) from None
             return new_relative
         raise UploadSourceError(f"cannot move {self.location(relative)}: every name in {target_dir}/ is taken ({last})")
+
+    def _rename_noreplace(self, src: str, dst: str) -> None:
+        try:
+            self.dest._rename_noreplace(src, dst)
+        except NotImplementedError:
+            # Object stores (S3) have no rename: copy, check the copy, and only then delete the original.
+            if self.dest._size(dst) is not None:
+                raise FileExistsError(dst) from None
+            self.fs.copy(src, dst)
+            copied, original = self.dest._size(dst), self.dest._size(src)
+            if copied is None or copied != original:
+                raise OSError(f"the copy has {copied} bytes, the original {original}; original kept") from None
+            self.fs.rm_file(src)
 
     def find_moved(self, relative: str, folder: str, *, size: int, sha256: str, work_dir: Path) -> str | None:
         """After a crash between the move and the ledger update: where our file went, if it did."""

@@ -402,3 +402,26 @@ def test_untrusted_sftp_host_key_stops_before_any_upload(
     assert sftp_server.password not in captured.out + captured.err
     assert sandbox.state.counters["upload_create"] == 0
     assert (sftp_server.root / "outgoing" / "enrollment_a.csv").read_bytes() == CSV
+
+
+def test_s3_source_is_archived_by_verified_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxServer, s3_server
+) -> None:
+    """Object stores cannot rename: the file is copied into processed/, checked, and only then removed."""
+    ok, bad = CSV, CSV.replace(b"Ana", b"Bo")
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key="outgoing/enrollment_ok.csv", Body=ok)
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key="outgoing/enrollment_fail.csv", Body=bad)
+    env = {
+        **upload_env(sandbox, tmp_path / "state"),
+        "UPLOAD_SOURCE": s3_server.url("outgoing/enrollment_*.csv"),
+        "UPLOAD_SOURCE_STORAGE_OPTIONS": json.dumps(s3_server.storage_options),
+    }
+    assert run(monkeypatch, env) == exit_codes.WORK_FAILED  # the failing one
+    keys = s3_server.keys("outgoing/")
+    assert sorted(keys) == [
+        "outgoing/failed/enrollment_fail.csv", "outgoing/failed/enrollment_fail.csv.error.txt",
+        "outgoing/processed/enrollment_ok.csv",
+    ]
+    assert s3_server.read("outgoing/processed/enrollment_ok.csv") == ok
+    assert s3_server.read("outgoing/failed/enrollment_fail.csv") == bad
+    assert sorted(r.file_bytes for r in sandbox.state.uploads_received) == sorted([ok, bad])
