@@ -425,3 +425,27 @@ def test_s3_source_is_archived_by_verified_copy(
     assert s3_server.read("outgoing/processed/enrollment_ok.csv") == ok
     assert s3_server.read("outgoing/failed/enrollment_fail.csv") == bad
     assert sorted(r.file_bytes for r in sandbox.state.uploads_received) == sorted([ok, bad])
+
+
+def test_sftp_without_posix_rename_still_moves_without_overwriting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxServer, sftp_server
+) -> None:
+    """Servers lacking posix-rename@openssh.com get the plain SFTP rename, which never replaces a file."""
+    sftp_server.posix_rename = False
+    outgoing = sftp_server.root / "outgoing"
+    (outgoing / "processed").mkdir(parents=True)
+    (outgoing / "processed" / "enrollment_a.csv").write_bytes(b"yesterday's file\n")
+    (outgoing / "enrollment_a.csv").write_bytes(CSV)
+    env = {
+        **upload_env(sandbox, tmp_path / "state"),
+        "UPLOAD_SOURCE": sftp_server.url("/outgoing/*.csv"),
+        "UPLOAD_SOURCE_PASSWORD": sftp_server.password,
+        "UPLOAD_SOURCE_HOST_KEY": sftp_server.host_key_line,
+    }
+    assert run(monkeypatch, env) == exit_codes.OK
+    digest = hashlib.sha256(CSV).hexdigest()[:12]
+    assert sorted(p.relative_to(outgoing).as_posix() for p in outgoing.rglob("*") if p.is_file()) == [
+        "processed/enrollment_a.csv", f"processed/enrollment_a.{digest}.csv"
+    ]
+    assert (outgoing / "processed" / "enrollment_a.csv").read_bytes() == b"yesterday's file\n"
+    assert (outgoing / "processed" / f"enrollment_a.{digest}.csv").read_bytes() == CSV
