@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from common.errors import ConfigError
 from common.secrets import reveal
+from common.settings_base import TomlFileSettings, is_loopback_host
 from common.settings_errors import config_error_from_validation
 
 ENV_PREFIX = "CANVAS_"
-CONFIG_FILE_ENV = "ENCOURA_SLATE_CONFIG"
 _ACCOUNT_ID = re.compile(r"^(?:[1-9][0-9]*|self|sis_account_id:.+)$")
 
 
-class CanvasSettings(BaseSettings):
+class CanvasSettings(TomlFileSettings):
     """Canvas connection settings. The token stays a SecretStr until the moment a request needs it."""
+
+    toml_table = ("canvas",)  # a top-level base_url would clash with Encoura's
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
         extra="ignore",
         env_nested_delimiter="__",
+        hide_input_in_errors=True,
     )
 
     base_url: str
@@ -45,6 +47,8 @@ class CanvasSettings(BaseSettings):
             value = value[: -len("/api/v1")]
         if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
             raise ValueError("must be the Canvas address, like https://school.instructure.com")
+        if value.startswith("http://") and not is_loopback_host(urlsplit(value).hostname):
+            raise ValueError("must use https (plain http is only allowed for a sandbox on loopback)")
         return value
 
     @field_validator("account_id", mode="before")
@@ -62,44 +66,12 @@ class CanvasSettings(BaseSettings):
             raise ValueError("is empty")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings, file_secret_settings]
-        table = _toml_canvas_table()
-        if table:
-            # Lowest priority: env vars and .env override the shared config file.
-            sources.append(InitSettingsSource(settings_cls, init_kwargs=table))
-        return tuple(sources)
-
     def token(self) -> str:
         """The plain token, resolving a `prefect-secret:<block>` reference; call only when sending."""
         value = reveal(self.access_token, setting="CANVAS_ACCESS_TOKEN")
         if not value:
             raise ConfigError("CANVAS_ACCESS_TOKEN: is empty")
         return value
-
-
-def _toml_canvas_table() -> dict[str, object]:
-    """The `[canvas]` table of the shared TOML config file (ENCOURA_SLATE_CONFIG), if there is one."""
-    toml_path = os.environ.get(CONFIG_FILE_ENV)
-    if not toml_path:
-        return {}
-    try:
-        with open(toml_path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{CONFIG_FILE_ENV}: file {toml_path!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_FILE_ENV}: {toml_path!r} is not valid TOML ({exc})") from None
-    table = data.get("canvas", {})
-    return dict(table) if isinstance(table, dict) else {}
 
 
 def load_canvas_settings(**overrides: object) -> CanvasSettings:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import os
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from common.errors import ConfigError
+from common.settings_base import TomlFileSettings, is_loopback_host, split_list
 from common.settings_errors import config_error_from_validation
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "PRODUCT_KEYS",
+    "EncouraSettings",
+    "TomlFileSettings",  # re-exported: the shared base lives in common.settings_base
+    "is_loopback_host",
+    "load_encoura_settings",
+]
 
 PRODUCT_KEYS = (
     "aos",
@@ -32,53 +31,11 @@ PRODUCT_KEYS = (
     "enrollment-marketing",
 )
 DEFAULT_BASE_URL = "https://api-datalab.encoura.org/v1"
-CONFIG_FILE_ENV = "ENCOURA_SLATE_CONFIG"
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def split_list(value: object) -> object:
-    """Accept a JSON list or a comma separated string, as users write both in .env files."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
-class TomlFileSettings(BaseSettings):
-    """Base that adds an optional TOML config file (named by ENCOURA_SLATE_CONFIG) below env and .env."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        config_file = os.environ.get(CONFIG_FILE_ENV)
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise ConfigError(f"{CONFIG_FILE_ENV}: config file {path} does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return (*sources, file_secret_settings)
 
 
 class EncouraSettings(TomlFileSettings):
+    toml_table = ("encoura",)
+
     model_config = SettingsConfigDict(
         env_prefix="ENCOURA_",
         env_file=".env",

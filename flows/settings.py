@@ -8,9 +8,10 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.errors import ConfigError, merge_config_errors
+from common.settings_base import TomlFileSettings
 from common.settings_errors import config_error_from_validation
 from destinations.config import DestinationConfig
-from encoura_tasks.settings import EncouraSettings, TomlFileSettings, load_encoura_settings
+from encoura_tasks.settings import EncouraSettings, load_encoura_settings
 
 
 class RunSettings(TomlFileSettings):
