@@ -26,6 +26,8 @@ ALLOWED_EXTENSIONS: dict[str, tuple[str, ...]] = {
 TEXT_EXTENSIONS = (".csv", ".txt", ".tsv")
 ZIP_MEMBER_EXTENSIONS = (".csv", ".xls", ".xlsx", ".txt", ".tsv")
 MAX_REPORTED_ROWS = 5
+# The csv module refuses fields over 128 KiB by default; free-text columns can be longer than that.
+csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "UTF-32 LE"),  # before UTF-16 LE: it starts with the same two bytes
     (codecs.BOM_UTF32_BE, "UTF-32 BE"),
@@ -121,12 +123,25 @@ def _delimiter(path: Path, ext: str) -> str:
     return best if counts[best] else ","
 
 
+class CsvSyntaxError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(message)
+
+
 def _rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(line number where the row starts, fields); csv handles quoted commas and line breaks."""
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
         start = 1
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                hint = " (a text qualifier \" opened and never closed?)" if "end of data" in str(exc) else ""
+                raise CsvSyntaxError(start, f"{exc}{hint}") from None
             yield start, row
             start = reader.line_num + 1
 
@@ -179,8 +194,8 @@ def check_rows(path: Path, ext: str) -> tuple[list[str], int, int]:
                 ragged_count += 1
                 if len(ragged) < MAX_REPORTED_ROWS:
                     ragged.append(f"line {line} has {len(row)}")
-    except csv.Error as exc:
-        return [f"is not valid CSV near line {exc.args and _line_of(exc)}: {exc}"], rows, len(header or [])
+    except CsvSyntaxError as exc:
+        return [f"is not valid CSV in the row starting on line {exc.line}: {exc}"], rows, len(header or [])
     if header is None:
         return ["has no header row (no data at all)"], 0, 0
     if ragged_count:
@@ -193,11 +208,6 @@ def check_rows(path: Path, ext: str) -> tuple[list[str], int, int]:
     if rows == 0:
         problems.append("has a header row but no data rows")
     return problems, rows, len(header)
-
-
-def _line_of(exc: csv.Error) -> str:
-    match = re.search(r"line (\d+)", str(exc))
-    return match.group(1) if match else "?"
 
 
 # ----------------------------------------------------------------------------- binary kinds

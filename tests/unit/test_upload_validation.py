@@ -74,6 +74,8 @@ def test_valid_files_pass(tmp_path: Path, name: str, data: bytes, product_type: 
         ("fake.xlsx", GOOD, "enrollment", "is not an Excel workbook"),
         ("fake.zip", GOOD, "enrollment", "is not a zip archive"),
         ("odd.zip", _zip({"notes.pdf": b"%PDF"}), "enrollment", "notes.pdf"),
+        ("unclosed.csv", b'id,name\n1,"Ana\n2,Kim\n', "enrollment",
+         "is not valid CSV in the row starting on line 2: unexpected end of data (a text qualifier"),
     ],
 )
 def test_invalid_files_are_refused_with_a_reason(
@@ -86,6 +88,11 @@ def test_invalid_files_are_refused_with_a_reason(
 def test_quoted_fields_count_as_one_field(tmp_path: Path) -> None:
     data = b'id,name,comment\n1,"Lopez, Ana","said ""hi"", left"\n'
     assert _check(tmp_path, "quoted.csv", data) == []
+
+
+def test_long_free_text_fields_are_fine(tmp_path: Path) -> None:
+    data = b'id,essay\n1,"' + b"x" * 300_000 + b'"\n'
+    assert _check(tmp_path, "long.csv", data) == []
 
 
 def test_many_ragged_rows_are_summarised(tmp_path: Path) -> None:
