@@ -194,3 +194,25 @@ def test_sftp_without_posix_rename_still_moves_without_overwriting(
     ]
     assert (outgoing / "processed" / "enrollment_a.csv").read_bytes() == b"yesterday's file\n"
     assert (outgoing / "processed" / f"enrollment_a.{digest}.csv").read_bytes() == CSV
+
+
+def test_sent_file_removed_from_the_source_is_still_followed_to_its_end(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    (folder / "enrollment_gone.csv").write_bytes(CSV)
+    sandbox.configure(upload_status_steps=100_000)
+    env = {**upload_env(sandbox, tmp_path / "state", UPLOAD_POLL_TIMEOUT_SECONDS="0.2"),
+           "UPLOAD_SOURCE": f"{folder.as_uri()}/*.csv"}
+    assert run(monkeypatch, env) == exit_codes.WORK_FAILED  # timed out while Encoura was analyzing
+    (folder / "enrollment_gone.csv").unlink()  # someone else removed it meanwhile
+    sandbox.configure(upload_status_steps=1)
+    capsys.readouterr()
+    assert run(monkeypatch, {**env, "UPLOAD_POLL_TIMEOUT_SECONDS": "20"}) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "[            done] enrollment_gone.csv" in out and "no longer there" in out
+    assert len(sandbox.state.uploads_received) == 1
+    # Settled: a third run has nothing left to do for it.
+    assert run(monkeypatch, env) == exit_codes.OK
+    assert "No files to upload." in capsys.readouterr().out
