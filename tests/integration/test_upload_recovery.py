@@ -216,3 +216,29 @@ def test_sent_file_removed_from_the_source_is_still_followed_to_its_end(
     # Settled: a third run has nothing left to do for it.
     assert run(monkeypatch, env) == exit_codes.OK
     assert "No files to upload." in capsys.readouterr().out
+
+
+def test_overlapping_run_leaves_a_file_in_flight_to_the_run_sending_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    (folder / "enrollment_busy.csv").write_bytes(CSV)
+    sandbox.configure(upload_status_steps=1_000_000)
+    env = {**upload_env(sandbox, tmp_path / "state", UPLOAD_POLL_TIMEOUT_SECONDS="300"),
+           "UPLOAD_SOURCE": f"{folder.as_uri()}/*.csv"}
+    first = start_cli(env)
+    try:
+        deadline = time.monotonic() + 120
+        while not sandbox.state.uploads_received:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the upload never arrived"
+            time.sleep(0.02)
+        capsys.readouterr()
+        assert run(monkeypatch, env) == exit_codes.OK  # a scheduled run overlapping a manual one
+        assert "another run is uploading this file right now" in capsys.readouterr().out
+        assert len(sandbox.state.uploads_received) == 1
+        assert sandbox.state.counters["upload_create"] == 1
+    finally:
+        first.kill()
+        first.communicate()
