@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -44,6 +45,10 @@ def test_serve_registers_and_runs_the_export(encoura_sandbox: SandboxServer, tmp
     env = export_env(
         encoura_sandbox, tmp_path / "state", {"share": out.as_uri()}, PREFECT_RUNNER_POLL_FREQUENCY="1"
     )
+    # A deployment of the same name made by `prefect deploy` (another test) would keep its work
+    # pool and pull steps: serve or workers own a name, never both (docs/operations.md).
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_deployment(client.read_deployment_by_name("encoura-export/encoura-export").id)
     proc = subprocess.Popen(
         [sys.executable, "-m", "flows.serve", "--only", "encoura-export"],
         cwd=REPO_ROOT,
@@ -68,5 +73,8 @@ def test_serve_registers_and_runs_the_export(encoura_sandbox: SandboxServer, tmp
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+        # serve pauses its deployment on shutdown; leave the name free for the `prefect deploy` tests.
+        with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+            client.delete_deployment(client.read_deployment_by_name("encoura-export/encoura-export").id)
     assert sorted(p.name for p in out.rglob("*.csv")) == ["serve-0.csv", "serve-1.csv"]
     assert len(uids) == 2
