@@ -17,9 +17,9 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from common.errors import ConfigError
 from common.redaction import redact_url
+from common.settings_base import TomlFileSettings
 from common.settings_errors import config_error_from_validation
 from destinations import DestinationConfig
-from encoura_tasks.settings import TomlFileSettings
 
 ProductType = Literal["enrollment", "affinity", "ematch"]
 PRODUCT_TYPES: tuple[str, ...] = ("enrollment", "affinity", "ematch")
@@ -73,6 +73,7 @@ def _check_relative_dir(value: str, setting: str) -> str:
 
 
 class UploadSettings(TomlFileSettings):
+    toml_table = ("upload",)  # [upload] in the ENCOURA_SLATE_CONFIG file: source, product_type, ...
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False
     )

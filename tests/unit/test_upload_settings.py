@@ -109,3 +109,15 @@ def test_backoff_doubles_and_is_capped() -> None:
     for _ in range(6):
         waits.append(poll_wait(waits[-1], 10.0))
     assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def test_toml_upload_table_ranks_below_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "encoura-slate.toml"
+    config.write_text(
+        f'[upload]\nsource = "{tmp_path.as_uri()}/*.csv"\nproduct_type = "affinity"\narchive_dir = "done"\n'
+    )
+    monkeypatch.setenv("ENCOURA_SLATE_CONFIG", str(config))
+    monkeypatch.setenv("UPLOAD_ARCHIVE_DIR", "sent")
+    settings, _ = load_upload_settings()
+    assert (settings.product_type, settings.archive_dir) == ("affinity", "sent")
+    assert settings.spec.pattern == "*.csv"
