@@ -134,6 +134,27 @@ class DestinationConfig(BaseModel):
             raise ValueError(f"file {str(path)!r} is not readable by this user")
         return path
 
+    @field_validator("client_key")
+    @classmethod
+    def _check_private_key(cls, path: Path | None) -> Path | None:
+        """A file that is no private key at all is a settings mistake: say so before any network call.
+
+        An encrypted key cannot be opened without its passphrase (which may live in a Prefect
+        Secret block), so that check waits until the connection is made.
+        """
+        if path is None:
+            return None
+        import asyncssh
+
+        try:
+            asyncssh.read_private_key(str(path))
+        except asyncssh.KeyImportError as exc:
+            if "passphrase" not in str(exc).lower():
+                raise ValueError(f"file {str(path)!r} is not a private key (OpenSSH, PEM or PKCS#8 expected)") from None
+        except (asyncssh.KeyEncryptionError, OSError):
+            pass
+        return path
+
     @field_validator("host_key")
     @classmethod
     def _check_host_key(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, SettingsError
 
 from common.errors import ConfigError, merge_config_errors
 from common.settings_base import TomlFileSettings
@@ -55,6 +57,22 @@ def load_run_settings(**overrides: object) -> RunSettings:
         return RunSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise config_error_from_validation(exc) from None
+    except SettingsError as exc:
+        # pydantic-settings decodes nested JSON values (…__STORAGE_OPTIONS) itself and raises
+        # SettingsError, not ValidationError, naming only the top field: name the variable.
+        raise ConfigError(_undecodable_settings(exc)) from None
+
+
+def _undecodable_settings(exc: SettingsError) -> list[str]:
+    problems = []
+    for name, value in sorted(os.environ.items()):
+        if not (name.upper().startswith("DESTINATIONS__") and name.upper().endswith("__STORAGE_OPTIONS")):
+            continue
+        try:
+            json.loads(value) if value.strip() else None
+        except json.JSONDecodeError as err:
+            problems.append(f"{name.upper()}: is not valid JSON ({err.msg} at position {err.pos})")
+    return problems or [f"DESTINATIONS__<NAME>__*: a value could not be decoded ({exc})"]
 
 
 def load_export_settings(*, require_destinations: bool = True) -> tuple[EncouraSettings, RunSettings]:
