@@ -181,14 +181,12 @@ def create_and_send(rt: UploadRuntime, row: UploadRow, staged: Path, name: str) 
 
 
 def arrived(rt: UploadRuntime, file_id: str) -> bool:
-    """Did an earlier, interrupted send reach Encoura? Past `uploading` means it did."""
-    try:
-        status = str(rt.api.get_upload(file_id).get("status", ""))
-    except EncouraAuthError:
-        raise
-    except EncouraError as exc:
-        logger.warning("upload %s: cannot read its status (%s); treating it as not received", file_id, exc)
-        return False
+    """Did an earlier, interrupted send reach Encoura? Past `uploading` means it did.
+
+    An error reading the status propagates (the task retries, or the next run asks again): guessing
+    "not received" could send the bytes a second time.
+    """
+    status = str(rt.api.get_upload(file_id).get("status", ""))
     return status not in ("", "uploading")
 
 
