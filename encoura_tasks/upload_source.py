@@ -28,7 +28,6 @@ from destinations import (
     Destination,
     DestinationConfig,
     PublishError,
-    filesystem_for,
     open_destination,
 )
 from encoura_tasks.upload_settings import SOURCE_SETTING, UploadSettings
@@ -76,12 +75,8 @@ class UploadSource:
         self.settings = settings
         self.config = config
         self.pattern = settings.spec.pattern
-        self.dest: Destination = open_destination("upload-source", config)
-        # Connect with our setting names in every message (UPLOAD_SOURCE_PASSWORD, not DESTINATIONS__...).
-        self.dest._connect = self._connect  # type: ignore[attr-defined,method-assign]
-
-    def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return filesystem_for(self.config, name=SOURCE_SETTING, setting_prefix=f"{SOURCE_SETTING}_")
+        # Our setting names in every message (UPLOAD_SOURCE_PASSWORD, not DESTINATIONS__...).
+        self.dest: Destination = open_destination(SOURCE_SETTING, config, setting_prefix=f"{SOURCE_SETTING}_")
 
     def __repr__(self) -> str:
         return f"UploadSource({self.describe()!r})"
