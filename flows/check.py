@@ -182,12 +182,26 @@ def check_canvas(settings: object) -> CheckRow:
 
 
 # ----------------------------------------------------------------------------- settings
+CANVAS_SETTINGS = ("CANVAS_BASE_URL", "CANVAS_ACCOUNT_ID", "CANVAS_ACCESS_TOKEN")
+
+
+def _configured(names: tuple[str, ...]) -> bool:
+    """Set in the environment or in .env (where the settings classes also look)."""
+    from dotenv import dotenv_values
+
+    values = {k.upper(): v for k, v in os.environ.items()}
+    if os.path.isfile(".env"):
+        values.update({k.upper(): v for k, v in dotenv_values(".env").items() if v})
+    return any(values.get(name) for name in names)
+
+
 def _canvas_configured() -> bool:
-    return any(k.upper().startswith("CANVAS_") and v for k, v in os.environ.items())
+    # Only the connection settings: CANVAS_SIS_SOURCE alone (used by `prefect deploy`) is not a Canvas setup.
+    return _configured(CANVAS_SETTINGS)
 
 
 def _upload_configured() -> bool:
-    return any(k.upper() == "UPLOAD_SOURCE" and v for k, v in os.environ.items())
+    return _configured(("UPLOAD_SOURCE",))
 
 
 @dataclass

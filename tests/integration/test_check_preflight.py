@@ -67,9 +67,17 @@ def test_everything_reachable_exits_0(
     (sftp_server.root / "incoming").mkdir()
     _sftp(clean_env, "SLATE", sftp_server, "/incoming")
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
+    outgoing = tmp_path / "outgoing"
+    outgoing.mkdir()
+    (outgoing / "enrollment_2026.csv").write_text('"id","name"\n"1","A"\n')
+    clean_env.setenv("UPLOAD_SOURCE", outgoing.as_uri() + "/*.csv")
+    clean_env.setenv("UPLOAD_PRODUCT_TYPE", "enrollment")
+    clean_env.setenv("CANVAS_SIS_SOURCE", str(tmp_path / "sis"))  # not a Canvas setup by itself
     code, out = _run(capsys)
     assert code == exit_codes.OK, out
-    assert "FAILED" not in out
+    assert "FAILED" not in out and "Canvas" not in out
+    assert "1 file(s) waiting" in _row(out, "Upload source")
+    assert [p.name for p in outgoing.iterdir()] == ["enrollment_2026.csv"], "nothing moved, probe removed"
     assert encoura_sandbox.credentials["organization_uid"] in _row(out, "Encoura login")
     assert "Destination slate" in out and "Destination share" in out
     assert list((sftp_server.root / "incoming").iterdir()) == [], "the probe file is removed"
