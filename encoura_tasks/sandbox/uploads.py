@@ -104,7 +104,7 @@ def new_upload(org: str, body: dict[str, Any]) -> UploadRecord:
         problems.append(f"productType must be one of {', '.join(PRODUCT_TYPES)}, not {product_type!r}")
     if problems or not isinstance(file_name, str) or not isinstance(product_type, str):
         raise ApiError(400, "; ".join(problems))
-    stamp = int(time.time())
+    stamp = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"  # unique even for same-second records of one name
     path = PurePosixPath(file_name)
     key = f"{fice_of(org)}/{product_type}/{path.stem}.{stamp}{path.suffix}"
     now = datetime.now(UTC)
