@@ -104,9 +104,10 @@ def new_upload(org: str, body: dict[str, Any]) -> UploadRecord:
         problems.append(f"productType must be one of {', '.join(PRODUCT_TYPES)}, not {product_type!r}")
     if problems or not isinstance(file_name, str) or not isinstance(product_type, str):
         raise ApiError(400, "; ".join(problems))
-    stamp = f"{int(time.time())}-{uuid.uuid4().hex[:8]}"  # unique even for same-second records of one name
+    stamp = int(time.time())
     path = PurePosixPath(file_name)
-    key = f"{fice_of(org)}/{product_type}/{path.stem}.{stamp}{path.suffix}"
+    unique = uuid.uuid4().hex[:8]  # two same-name records in one second must not share a key
+    key = f"{fice_of(org)}/{product_type}/{path.stem}.{stamp}-{unique}{path.suffix}"
     now = datetime.now(UTC)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     policy = {
