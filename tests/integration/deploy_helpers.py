@@ -12,7 +12,7 @@ from uuid import UUID
 
 import pytest
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 
 from encoura_tasks.sandbox import SandboxServer
@@ -103,11 +103,6 @@ def flow_run_artifacts(flow_run_id: UUID | str) -> list[Any]:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(flow_run_id))]))
         )
-
-
-def flow_runs(ids: list[UUID]) -> list[FlowRun]:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
 
 
 def wait_for_logs_flushed(flow_run_id: UUID | str, needle: str, timeout: float = 15) -> list[str]:
