@@ -119,12 +119,32 @@ def run_kill_loop(rig: Rig, zygote: Zygote, points: list[KillPoint], work: Path,
     return log
 
 
-def timed_cli_kills(rig: Rig, delays: list[float], work: Path) -> int:
-    """Kill a plain `python -m flows.encoura_export` after each delay (the way a scheduler starts it)."""
-    hits = 0
-    for n, delay in enumerate(delays):
+def timed_cli_kills(rig: Rig, fractions: list[float], work: Path) -> int:
+    """Kill a plain `python -m flows.encoura_export` (the way a scheduler starts it) at fractions of
+    the time an unkilled run of the same size takes, so the kills spread over start-up, listing
+    and transfer whatever the machine's speed."""
+
+    def add_batch() -> None:
         for i in range(3):
-            rig.add_export(("prospect", "aos")[i % 2], size=200_000)
+            rig.add_export(("prospect", "aos")[i % 2], size=400_000)
+
+    rig.sandbox.configure(s3_chunk_delay_seconds=0.02)  # transfers long enough to be hit
+    add_batch()
+    started = time.monotonic()
+    normal = subprocess.run(
+        [sys.executable, "-m", "flows.encoura_export"],
+        cwd=str(REPO),
+        env=subprocess_env(rig.full_env()),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    full = time.monotonic() - started
+    assert normal.returncode == 0, normal.stderr[-3000:]
+    assert_invariants(rig)
+    hits = 0
+    for n, fraction in enumerate(fractions):
+        add_batch()
         out = work / f"cli-kill-{n}"
         out.mkdir(parents=True)
         with (out / "stdout.txt").open("w") as so, (out / "stderr.txt").open("w") as se:
@@ -136,14 +156,15 @@ def timed_cli_kills(rig: Rig, delays: list[float], work: Path) -> int:
                 stderr=se,
             )
             try:
-                proc.wait(timeout=delay)
+                proc.wait(timeout=fraction * full)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
                 hits += 1
         state = run_in_process(rig.full_env())
-        assert state.is_completed(), f"re-run after timed kill {delay}s: {state.message}"
+        assert state.is_completed(), f"re-run after a kill at {fraction:.0%} of a run: {state.message}"
         assert_invariants(rig)
+    rig.sandbox.configure(s3_chunk_delay_seconds=0.0)
     return hits
 
 

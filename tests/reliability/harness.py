@@ -176,7 +176,8 @@ def subprocess_env(env: dict[str, str]) -> dict[str, str]:
         for k, v in os.environ.items()
         if k.startswith(("PREFECT_", "PATH", "HOME", "LANG", "LC_", "PYTHON", "VIRTUAL_ENV", "TMP"))
     }
-    return {**keep, **env}
+    # This checkout's code, whatever the editable install points at (matters for worktrees).
+    return {**keep, "PYTHONPATH": str(REPO), **env}
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
