@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.futures import as_completed
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -26,6 +25,7 @@ from encoura_tasks.client import EncouraClient
 from encoura_tasks.export_steps import ExportOutcome, ExportRuntime, clean_delivered_staging
 from encoura_tasks.settings import PRODUCT_KEYS
 from encoura_tasks.tasks import deliver_export, list_and_record, login
+from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
 from flows.settings import load_export_settings
 from ledger import ClaimOwner, Ledger
@@ -84,7 +84,7 @@ def _sweep(rt: ExportRuntime) -> None:
     clean_delivered_staging(rt)
 
 
-@flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
 def encoura_export(
     product_keys: list[str] | None = None,
     dry_run: bool = False,
@@ -125,16 +125,11 @@ def encoura_export(
             task = deliver_export.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
             )
-            futures = {task.submit(rt, p.uid): p for p in pending}
-            for future in as_completed(list(futures)):
-                row = futures[future]
-                try:
-                    outcomes.append(future.result())
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    outcomes.append(
-                        ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)
-                    )
+            for row, result in fan_out(lambda p: task.submit(rt, p.uid), pending, limit=settings.max_parallel_files):
+                if isinstance(result, Exception):
+                    error = f"{type(result).__name__}: {result}"
+                    result = ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)
+                outcomes.append(result)
                 progress.advance()
 
         publish_export_report(outcomes, problems, dry_run=dry_run)

@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.futures import as_completed
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -34,6 +33,7 @@ from encoura_tasks.upload_settings import UploadSettings, load_upload_settings
 from encoura_tasks.upload_source import UploadSource
 from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
+from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress
 from flows.settings import RunSettings, load_run_settings
 from ledger import ClaimOwner, Ledger
@@ -104,7 +104,7 @@ def _error_outcome(name: str, exc: BaseException) -> UploadOutcome:
     return UploadOutcome(file=name, status="error", error=redact_text(f"{type(exc).__name__}: {exc}"))
 
 
-@flow(name="encoura-upload", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="encoura-upload", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
 def encoura_upload(dry_run: bool = False):
     """Send every matching source file to Encoura exactly once and see each one through to a final status."""
     logger = get_run_logger()
@@ -117,12 +117,8 @@ def encoura_upload(dry_run: bool = False):
         )
         outcomes: list[UploadOutcome] = []
         progress = Progress(len(files), f"Uploading {len(files)} file(s) to Encoura")
-        futures = {task.submit(rt, item): item.relative for item in files}
-        for future in as_completed(list(futures)):
-            try:
-                outcomes.append(future.result())
-            except Exception as exc:
-                outcomes.append(_error_outcome(futures[future], exc))
+        for item, result in fan_out(lambda i: task.submit(rt, i), files, limit=run_settings.max_parallel_files):
+            outcomes.append(_error_outcome(item.relative, result) if isinstance(result, Exception) else result)
             progress.advance()
 
         # Sent by an earlier run, not finished, and its file is no longer in the source: still find out how it ended.
@@ -134,8 +130,13 @@ def encoura_upload(dry_run: bool = False):
         )
         if orphans and dry_run:
             outcomes += [
-                UploadOutcome(file=r.name, size=r.size, sha256=r.sha256, encoura_file_id=r.encoura_file_id,
-                              status=f"would resume ({r.status})")
+                UploadOutcome(
+                    file=r.name,
+                    size=r.size,
+                    sha256=r.sha256,
+                    encoura_file_id=r.encoura_file_id,
+                    status=f"would resume ({r.status})",
+                )
                 for r in orphans
             ]
         elif orphans:
@@ -143,12 +144,8 @@ def encoura_upload(dry_run: bool = False):
             resume = resume_upload.with_options(
                 retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
             )
-            resumed = {resume.submit(rt, row): row.name for row in orphans}
-            for future in as_completed(list(resumed)):
-                try:
-                    outcomes.append(future.result())
-                except Exception as exc:
-                    outcomes.append(_error_outcome(resumed[future], exc))
+            for row, result in fan_out(lambda r: resume.submit(rt, r), orphans, limit=run_settings.max_parallel_files):
+                outcomes.append(_error_outcome(row.name, result) if isinstance(result, Exception) else result)
 
         outcomes.sort(key=lambda o: o.file)
         publish_upload_report(outcomes, source=rt.source.describe(), dry_run=dry_run)
@@ -188,8 +185,8 @@ DEMO_FILES = {
     # The sandbox picks the outcome from the file name: "fail" -> failure, "mapping" -> fields_mapping_required.
     "enrollment_ok.csv": "StudentID,FirstName,LastName,ZIP,EnrollStatus\n"
     '000123,Ana,Lopez,"01234",Enrolled\n000124,"Kim, Jr.",Park,"02139",Deposited\n',
-    "enrollment_fail.csv": "StudentID,FirstName,LastName,ZIP,EnrollStatus\n000200,Sam,Lee,\"60601\",Enrolled\n",
-    "enrollment_mapping.csv": "Student Number,Given,Family,Postal,Stage\n000300,Jo,Ng,\"94110\",Admitted\n",
+    "enrollment_fail.csv": 'StudentID,FirstName,LastName,ZIP,EnrollStatus\n000200,Sam,Lee,"60601",Enrolled\n',
+    "enrollment_mapping.csv": 'Student Number,Given,Family,Postal,Stage\n000300,Jo,Ng,"94110",Admitted\n',
 }
 
 
