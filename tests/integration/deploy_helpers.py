@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
@@ -18,19 +17,6 @@ from prefect.client.schemas.objects import FlowRun
 from encoura_tasks.sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def prefect_api_in_process(prefect_server: Any) -> Any:
-    """Point this process's Prefect client at the session server.
-
-    Prefect snapshots its settings when first imported (before the session fixture sets
-    PREFECT_API_URL), so in-process clients would otherwise start a temporary server of their own.
-    """
-    from prefect.context import refresh_global_settings_context
-
-    refresh_global_settings_context()
-    yield prefect_server
 
 
 def export_env(sb: SandboxServer, state_dir: Path, destinations: dict[str, str], **extra: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import get_client
 from prefect.blocks.notifications import SlackWebhook
 
-from tests.integration.deploy_helpers import REPO_ROOT, prefect_api_in_process  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import REPO_ROOT
 
 
 def _documented_automation() -> str:

@@ -16,12 +16,11 @@ import pytest
 
 from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
-from tests.integration.deploy_helpers import (  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import (
     REPO_ROOT,
     RUN_EXPORT_PRINT_ID,
     export_env,
     parse_marker,
-    prefect_api_in_process,
     read_flow_run,
     run_python,
 )

@@ -12,12 +12,11 @@ from prefect.blocks.system import Secret
 
 from encoura_tasks.sandbox import SandboxServer
 from flows.serve import EXTRA_LOGGERS
-from tests.integration.deploy_helpers import (  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import (
     RUN_EXPORT_PRINT_ID,
     export_env,
     flow_run_artifacts,
     parse_marker,
-    prefect_api_in_process,
     read_flow_run,
     run_python,
     wait_for_logs_flushed,

@@ -14,10 +14,9 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
 from encoura_tasks.sandbox import SandboxServer
-from tests.integration.deploy_helpers import (  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import (
     REPO_ROOT,
     export_env,
-    prefect_api_in_process,
     wait_for_final_state,
 )
 

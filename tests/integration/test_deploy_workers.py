@@ -12,10 +12,9 @@ from prefect.deployments import run_deployment
 
 from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
-from tests.integration.deploy_helpers import (  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import (
     REPO_ROOT,
     export_env,
-    prefect_api_in_process,
     wait_for_final_state,
 )
 from tests.integration.test_deploy_yaml import ensure_work_pool

@@ -14,7 +14,7 @@ from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
 
-from tests.integration.deploy_helpers import REPO_ROOT, prefect_api_in_process  # noqa: F401 - autouse fixture
+from tests.integration.deploy_helpers import REPO_ROOT
 
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
 

@@ -14,7 +14,7 @@ import pytest
 
 from encoura_tasks.sandbox import SandboxConfig, SandboxServer
 from ledger import Ledger
-from tests.integration.deploy_helpers import REPO_ROOT, export_env, prefect_api_in_process  # noqa: F401
+from tests.integration.deploy_helpers import REPO_ROOT, export_env
 
 EXPORTS = 6
 

@@ -14,7 +14,6 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from common import host_limits
 from encoura_tasks.sandbox import SandboxServer
 from flows.encoura_export import encoura_export
-from tests.integration.deploy_helpers import prefect_api_in_process  # noqa: F401 - autouse fixture
 from tests.support.sftp_server import SFTPTestServer
 
 

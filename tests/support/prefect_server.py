@@ -77,8 +77,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     saved = {k: os.environ.get(k) for k in server.env}
     os.environ.update(server.env)  # for subprocesses
     # Prefect reads its settings once at import (during collection, before this fixture ran), so the
-    # in-process flows need the settings context updated too, or each would start a temporary server.
+    # in-process flows need the settings context updated too, or each would start a temporary server:
+    # the global context for threads Prefect starts itself, the temporary one for this thread.
+    from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    refresh_global_settings_context()
 
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}):
