@@ -277,6 +277,7 @@ class FinalNameWatcher:
         self.interval = interval
         self.violations: list[str] = []
         self.seen: set[str] = set()
+        self.temps_seen: set[str] = set()  # proves the watcher looked while transfers were in flight
         self.checks = 0
         self._known: set[str] = set()
         self._verified: dict[tuple[str, int, int], bool] = {}
@@ -290,6 +291,7 @@ class FinalNameWatcher:
     def _check_file(self, root: Path, path: Path) -> None:
         rel = path.relative_to(root).as_posix()
         if is_temp(rel):
+            self.temps_seen.add(rel)
             return
         try:
             st = path.stat()

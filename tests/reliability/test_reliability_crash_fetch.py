@@ -35,13 +35,13 @@ def _points(rig: Rig) -> list[KillPoint]:
         sizes=(640_000, 640_000, 2_000),
     )
     points: list[KillPoint] = []
-    for n in (1, 2, 1, 2, 1):
+    for n in (1, 2, 1, 2, 1, 2):
         points.append(KillPoint("listing", f"listing.answered@{n}", crashpoint=f"listing.answered@{n}"))
     points += [slow_listing] * 5
-    for n in (1, 2, 1, 2):
+    for n in (1, 2, 1, 2, 1):
         points.append(KillPoint("ledger", f"ledger.record_listed@{n}", crashpoint=f"ledger.record_listed@{n}"))
     points += [mid_download] * 6
-    for n in (1, 2, 3, 1, 3):
+    for n in (1, 2, 3, 1, 3, 2):
         points.append(KillPoint("ledger", f"ledger.mark_staged@{n}", crashpoint=f"ledger.mark_staged@{n}"))
     # Interleave so that a run is killed in varying states of the ledger, not one phase after another.
     return points[::2] + points[1::2]
@@ -54,7 +54,8 @@ def test_kills_while_listing_and_downloading_lose_nothing(rig: Rig, zygote: Zygo
     print(log.summary())
     assert set(FETCH_PHASES) <= set(log.by_phase()), log.summary()
     assert set(FETCH_PHASES) <= set(PHASES)
-    assert len(log.hits) >= 23, log.summary()  # observed kills may race a finished phase; armed ones cannot
+    # 28 points; an observed kill may (rarely) find its phase already over, an armed one cannot miss.
+    assert len(log.hits) >= 25, log.summary()
     assert not [m for m in log.misses if "@" in m[1]], log.summary()
 
 

@@ -30,11 +30,11 @@ def _points(rig: Rig, proxy: FaultProxy) -> list[KillPoint]:
         sizes=(640_000, 640_000, 2_000),
     )
     points: list[KillPoint] = [mid_upload] * 6
-    for n in (1, 2, 3, 4, 6):
+    for n in (1, 2, 3, 4, 6, 5):
         points.append(KillPoint("rename", f"publish.before_rename@{n}", crashpoint=f"publish.before_rename@{n}"))
     for n in (1, 2, 3, 5, 6):
         points.append(KillPoint("rename", f"publish.after_rename@{n}", crashpoint=f"publish.after_rename@{n}"))
-    for n in (1, 2, 4, 5, 6):
+    for n in (1, 2, 4, 5, 6, 3):
         points.append(KillPoint("ledger", f"ledger.mark_delivered@{n}", crashpoint=f"ledger.mark_delivered@{n}"))
     for n in (1, 2, 3, 2):
         points.append(
@@ -50,5 +50,5 @@ def test_kills_while_publishing_never_show_half_files_nor_deliver_twice(
     log = run_kill_loop(rig, zygote, _points(rig, sftp_proxy), tmp_path / "runs", seed=2)
     print(log.summary())
     assert set(PUBLISH_PHASES) <= set(log.by_phase()), log.summary()
-    assert len(log.hits) >= 23, log.summary()
+    assert len(log.hits) >= 25, log.summary()  # 27 points (see the fetch suite for why not all)
     assert not [m for m in log.misses if "@" in m[1]], log.summary()
