@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class ConfigError(Exception):
@@ -33,3 +34,19 @@ def merge_config_errors(errors: Iterable[ConfigError]) -> ConfigError | None:
     for err in errors:
         problems.extend(err.problems)
     return ConfigError(problems) if problems else None
+
+
+def gather_settings(*loaders: Callable[[], Any]) -> list[Any]:
+    """Run every settings loader and raise one ConfigError listing all their problems, or return
+    their results in order: users fix their configuration in one go, not one error per run."""
+    results: list[Any] = []
+    errors: list[ConfigError] = []
+    for load in loaders:
+        try:
+            results.append(load())
+        except ConfigError as exc:
+            errors.append(exc)
+    merged = merge_config_errors(errors)
+    if merged:
+        raise merged
+    return results

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from canvas_tasks.settings import load_canvas_settings
 from canvas_tasks.tasks import make_client, package_task, report_submitted_task, report_task, submit_task, watch_task
 from common import exit_codes
 from common.cli import run_cli
+from common.environ import patched_environ
 from common.errors import ConfigError
 from common.redaction import quiet_noisy_loggers, redact_text
 
@@ -206,16 +206,8 @@ def _sandbox_env() -> Iterator[dict[str, Any]]:
             "CANVAS_ACCESS_TOKEN": sandbox.token,
             "CANVAS_RETRY_BACKOFF": "0.05",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with patched_environ(env):
             yield {"sandbox": sandbox}
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def run(args: argparse.Namespace, options: ImportOptions) -> Outcome:

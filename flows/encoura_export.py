@@ -19,6 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from common import exit_codes
 from common.cli import run_cli
+from common.environ import patched_environ
 from common.errors import ConfigError
 from destinations import Destination, DestinationUnavailable, open_destination
 from encoura_tasks.client import EncouraClient
@@ -27,15 +28,9 @@ from encoura_tasks.settings import PRODUCT_KEYS
 from encoura_tasks.tasks import deliver_export, list_and_record, login
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
+from flows.run_context import current_flow_run_id
 from flows.settings import load_export_settings
 from ledger import ClaimOwner, Ledger
-
-
-def _flow_run_id() -> str | None:
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
 
 
 @contextlib.contextmanager
@@ -43,7 +38,7 @@ def export_runtime() -> Iterator[ExportRuntime]:
     encoura_settings, run_settings = load_export_settings()
     run_settings.state_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
-    owner = ClaimOwner.current(_flow_run_id())
+    owner = ClaimOwner.current(current_flow_run_id())
     destinations: dict[str, Destination] = {}
     client = EncouraClient(encoura_settings)
     try:
@@ -193,17 +188,9 @@ def sandbox_environment() -> Iterator[None]:
             env["DESTINATIONS__DEMO__URL"] = out.as_uri()
             env["DESTINATIONS__DEMO__PATH_TEMPLATE"] = "{product_key}/{filename}"
         env.setdefault("STATE_DIR", os.environ.get("STATE_DIR", str(Path(".state/sandbox"))))
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         print(f"Sandbox Encoura API at {sandbox.base_url} (fake credentials, loopback only)")
-        try:
+        with patched_environ(env):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def main(argv: list[str] | None = None) -> int:

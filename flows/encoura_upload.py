@@ -23,7 +23,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from common import exit_codes
 from common.cli import run_cli
-from common.errors import ConfigError, merge_config_errors
+from common.environ import patched_environ
+from common.errors import ConfigError, gather_settings
 from common.redaction import redact_text
 from destinations import DestinationConfig
 from encoura_tasks.client import EncouraClient
@@ -35,6 +36,7 @@ from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orph
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress
+from flows.run_context import current_flow_run_id
 from flows.settings import RunSettings, load_run_settings
 from ledger import ClaimOwner, Ledger
 
@@ -43,32 +45,8 @@ UploadConfig = tuple[EncouraSettings, RunSettings, UploadSettings, DestinationCo
 
 def load_upload_config() -> UploadConfig:
     """Every settings group at once, so one message lists every problem before anything touches the network."""
-    errors: list[ConfigError] = []
-    encoura = run = upload = source = None
-    try:
-        encoura = load_encoura_settings()
-    except ConfigError as exc:
-        errors.append(exc)
-    try:
-        run = load_run_settings()
-    except ConfigError as exc:
-        errors.append(exc)
-    try:
-        upload, source = load_upload_settings()
-    except ConfigError as exc:
-        errors.append(exc)
-    merged = merge_config_errors(errors)
-    if merged:
-        raise merged
-    assert encoura is not None and run is not None and upload is not None and source is not None
+    encoura, run, (upload, source) = gather_settings(load_encoura_settings, load_run_settings, load_upload_settings)
     return encoura, run, upload, source
-
-
-def _flow_run_id() -> str | None:
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
 
 
 @contextlib.contextmanager
@@ -76,7 +54,7 @@ def upload_runtime(*, dry_run: bool) -> Iterator[tuple[UploadRuntime, RunSetting
     encoura_settings, run_settings, upload_settings, source_config = load_upload_config()
     run_settings.state_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
-    owner = ClaimOwner.current(_flow_run_id())
+    owner = ClaimOwner.current(current_flow_run_id())
     source = UploadSource(upload_settings, source_config)
     client = None if dry_run else EncouraClient(encoura_settings)
     try:
@@ -216,17 +194,9 @@ def sandbox_environment() -> Iterator[None]:
                 shutil.rmtree(DEMO_STATE_DIR, ignore_errors=True)
                 env["STATE_DIR"] = str(DEMO_STATE_DIR)
             print(f"Demo files written to {outgoing}")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         print(f"Sandbox Encoura API at {sandbox.base_url} (fake credentials, loopback only)")
-        try:
+        with patched_environ(env):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def main(argv: list[str] | None = None) -> int:

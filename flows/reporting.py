@@ -10,15 +10,11 @@ import logging
 from collections.abc import Sequence
 
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
-from prefect.context import FlowRunContext
 
 from encoura_tasks.export_steps import ExportOutcome
+from flows.run_context import in_flow_run
 
 logger = logging.getLogger(__name__)
-
-
-def in_flow_run() -> bool:
-    return FlowRunContext.get() is not None
 
 
 def outcome_rows(outcomes: Sequence[ExportOutcome]) -> list[dict[str, str]]:

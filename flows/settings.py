@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict, SettingsError
 
-from common.errors import ConfigError, merge_config_errors
+from common.errors import ConfigError, gather_settings
 from common.settings_base import TomlFileSettings
 from common.settings_errors import config_error_from_validation
 from destinations.config import DestinationConfig
@@ -77,25 +77,17 @@ def _undecodable_settings(exc: SettingsError) -> list[str]:
 
 def load_export_settings(*, require_destinations: bool = True) -> tuple[EncouraSettings, RunSettings]:
     """Both groups at once, so one message lists every problem before anything touches the network."""
-    errors: list[ConfigError] = []
-    encoura = run = None
-    try:
-        encoura = load_encoura_settings()
-    except ConfigError as exc:
-        errors.append(exc)
-    try:
-        run = load_run_settings()
-    except ConfigError as exc:
-        errors.append(exc)
-    if run is not None and require_destinations and not run.destinations:
-        errors.append(
-            ConfigError(
-                "DESTINATIONS__<NAME>__URL: no destination is configured; set at least one, e.g. "
-                "DESTINATIONS__SLATE__URL=sftp://user@ft.technolutions.net/incoming/Encoura"
-            )
-        )
-    merged = merge_config_errors(errors)
-    if merged:
-        raise merged
-    assert encoura is not None and run is not None
+    encoura, run = gather_settings(
+        load_encoura_settings, load_run_settings_with_destinations if require_destinations else load_run_settings
+    )
     return encoura, run
+
+
+def load_run_settings_with_destinations() -> RunSettings:
+    run = load_run_settings()
+    if not run.destinations:
+        raise ConfigError(
+            "DESTINATIONS__<NAME>__URL: no destination is configured; set at least one, e.g. "
+            "DESTINATIONS__SLATE__URL=sftp://user@ft.technolutions.net/incoming/Encoura"
+        )
+    return run
