@@ -192,7 +192,7 @@ class Proxy:
             "--bandwidth-mbit",
             str(self.bandwidth_mbit or 0),
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, "latency proxy")
         return self
 

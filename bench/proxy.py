@@ -26,24 +26,30 @@ import socket
 
 CHUNK = 64 * 1024
 MAX_IN_FLIGHT_CHUNKS = 256  # bounds memory; 16 MiB per direction per connection at most
-BURST_BYTES = 64 * 1024
+BUCKET_SECONDS = 0.05  # token-bucket depth: 625 kB at 100 Mbit/s
 
 
 class SharedLink:
-    """One direction of the emulated link. asyncio is single-threaded, so no lock is needed."""
+    """One direction of the emulated link: a token bucket, as a virtual clock shared by every connection.
+
+    `_next_free` is when the link will have sent everything admitted so far. It may lag `now` by
+    at most BUCKET_SECONDS: that is the bucket's depth, the credit an idle or briefly starved link
+    keeps. Without it, every late timer wake-up on a busy machine would be bandwidth lost for good
+    and the proxy would deliver less than its cap; with it, any interval T carries at most
+    rate * (T + BUCKET_SECONDS) bytes. asyncio is single-threaded, so no lock is needed.
+    """
 
     def __init__(self, bytes_per_second: float | None) -> None:
         self.rate = bytes_per_second
         self._next_free = 0.0
 
     async def transmit(self, size: int) -> None:
-        """Wait until `size` more bytes fit through the link after everything queued before them."""
+        """Wait until `size` more bytes fit through the link after everything admitted before them."""
         if not self.rate:
             return
         now = asyncio.get_running_loop().time()
-        start = max(now, self._next_free)
-        self._next_free = start + size / self.rate
-        wait = self._next_free - now - BURST_BYTES / self.rate
+        self._next_free = max(self._next_free, now - BUCKET_SECONDS) + size / self.rate
+        wait = self._next_free - now
         if wait > 0:
             await asyncio.sleep(wait)
 
