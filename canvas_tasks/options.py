@@ -27,7 +27,7 @@ _BOOLEAN_FIELDS = (
     "skip_deletes",
     "update_sis_id_if_login_claimed",
 )
-_VALUE_FIELDS = (
+VALUE_FIELDS = (
     "batch_mode_term_id",
     "change_threshold",
     "diffing_data_set_identifier",
@@ -138,7 +138,7 @@ class ImportOptions(BaseModel):
         for name in _BOOLEAN_FIELDS:
             if getattr(self, name):
                 fields.append((name, "true"))
-        for name in _VALUE_FIELDS:
+        for name in VALUE_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 fields.append((name, str(value)))

@@ -19,7 +19,7 @@ from prefect import flow
 from prefect.states import Failed, State
 
 from canvas_tasks.models import Outcome
-from canvas_tasks.options import ImportOptions, build_options, flag
+from canvas_tasks.options import VALUE_FIELDS, ImportOptions, build_options, flag
 from canvas_tasks.packaging import package_input
 from canvas_tasks.settings import load_canvas_settings
 from canvas_tasks.tasks import make_client, package_task, report_submitted_task, report_task, submit_task, watch_task
@@ -145,18 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_OPTION_NAMES = (
-    "import_type",
-    "extension",
-    *_BOOL_OPTIONS,
-    "batch_mode_term_id",
-    "change_threshold",
-    "diffing_data_set_identifier",
-    "diffing_drop_status",
-    "diffing_user_remove_status",
-    "batch_mode_enrollment_drop_status",
-    "diff_row_count_threshold",
-)
+_OPTION_NAMES = ("import_type", "extension", *_BOOL_OPTIONS, *VALUE_FIELDS)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
