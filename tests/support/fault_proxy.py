@@ -43,7 +43,9 @@ class _Conn:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     sent_up: int = 0
+    sent_down: int = 0
     reset_at: int | None = None
+    reset_down_at: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -69,6 +71,7 @@ class FaultProxy:
         self._stalled = threading.Event()
         self._chunk_delay = 0.0
         self._pending_resets: list[int] = []  # byte thresholds for the next new connections
+        self._pending_down_resets: list[int] = []
         self._conns: set[_Conn] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -132,10 +135,12 @@ class FaultProxy:
         with self._lock:
             self._chunk_delay = chunk_delay
 
-    def reset_after(self, nbytes: int, *, connections: int = 1) -> None:
-        """The next `connections` new connections are reset once they have sent `nbytes` upstream."""
+    def reset_after(self, nbytes: int, *, connections: int = 1, direction: str = "up") -> None:
+        """The next `connections` new connections are reset once `nbytes` have passed in `direction`
+        ("up": client -> server, e.g. mid-upload; "down": server -> client, e.g. mid-answer)."""
         with self._lock:
-            self._pending_resets.extend([nbytes] * connections)
+            target = self._pending_resets if direction == "up" else self._pending_down_resets
+            target.extend([nbytes] * connections)
 
     def reset_live_after(self, nbytes: int) -> None:
         """Every live connection is reset once it has sent `nbytes` more upstream."""
@@ -161,6 +166,7 @@ class FaultProxy:
             self._refuse = False
             self._chunk_delay = 0.0
             self._pending_resets.clear()
+            self._pending_down_resets.clear()
         self._stalled.clear()
 
     @property
@@ -179,12 +185,13 @@ class FaultProxy:
         with self._lock:
             refuse = self._refuse
             reset_at = self._pending_resets.pop(0) if (self._pending_resets and not refuse) else None
+            reset_down_at = self._pending_down_resets.pop(0) if (self._pending_down_resets and not refuse) else None
         if refuse:
             self.stats.refused += 1
             _abort(writer)
             return
         self.stats.accepted += 1
-        conn = _Conn(client=writer, reset_at=reset_at)
+        conn = _Conn(client=writer, reset_at=reset_at, reset_down_at=reset_down_at)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -215,18 +222,21 @@ class FaultProxy:
                     await asyncio.sleep(0.02)
                 if self._chunk_delay:
                     await asyncio.sleep(self._chunk_delay)
+                sent = conn.sent_up if upstream else conn.sent_down
+                limit = conn.reset_at if upstream else conn.reset_down_at
+                if limit is not None and sent + len(data) >= limit:
+                    cut = max(limit - sent, 0)
+                    if cut:
+                        writer.write(data[:cut])
+                        with contextlib.suppress(ConnectionError):
+                            await writer.drain()
+                    self._reset(conn)
+                    return
                 if upstream:
-                    if conn.reset_at is not None and conn.sent_up + len(data) >= conn.reset_at:
-                        cut = max(conn.reset_at - conn.sent_up, 0)
-                        if cut:
-                            writer.write(data[:cut])
-                            with contextlib.suppress(ConnectionError):
-                                await writer.drain()
-                        self._reset(conn)
-                        return
                     conn.sent_up += len(data)
                     self.stats.bytes_up += len(data)
                 else:
+                    conn.sent_down += len(data)
                     self.stats.bytes_down += len(data)
                 writer.write(data)
                 await writer.drain()
