@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from common.multipart import MultipartError, parse_form
 from encoura_tasks.sandbox.errors import S3Error
-from encoura_tasks.sandbox.multipart import MultipartError, parse_form
 from encoura_tasks.sandbox.state import SandboxState
 from encoura_tasks.sandbox.uploads import UPLOAD_BUCKET
 

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from common.multipart import Part
 from encoura_tasks.sandbox.config import (
     ACCESS_KEY_ID,
     SANDBOX_CREDENTIALS,
@@ -27,7 +28,6 @@ from encoura_tasks.sandbox.config import (
 from encoura_tasks.sandbox.errors import ApiError, S3Error
 from encoura_tasks.sandbox.exports import EXPORT_BUCKET, EXPORT_STATUSES, ExportRecord, PresignedDownload
 from encoura_tasks.sandbox.faults import FaultPlan
-from encoura_tasks.sandbox.multipart import Part
 from encoura_tasks.sandbox.samples import export_content, seed_exports
 from encoura_tasks.sandbox.uploads import ReceivedUpload, UploadRecord, accept_form, new_upload
 from encoura_tasks.settings import PRODUCT_KEYS

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from common.multipart import Part
 from encoura_tasks.sandbox.config import ACCESS_KEY_ID, fice_of
 from encoura_tasks.sandbox.errors import ApiError, S3Error
-from encoura_tasks.sandbox.multipart import Part
 
 UPLOAD_BUCKET = "uploads"
 PRODUCT_TYPES = ("enrollment", "affinity", "ematch")

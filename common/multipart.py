@@ -1,4 +1,4 @@
-"""A strict multipart/form-data reader for the S3 upload endpoint.
+"""A strict multipart/form-data reader for both sandboxes (the Encoura S3 upload endpoint, Canvas SIS imports).
 
 Written here rather than borrowed because the sandbox must see what a client really sent: the
 order of the parts and the exact bytes of the file, which form parsers normalise away.
