@@ -44,6 +44,12 @@ from encoura_tasks.sandbox.samples import sample_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("throughput", "memory", "orchestration", "flows")
+LABELS = {
+    "flow": "our flow (python -m flows.encoura_export)",
+    "whatif": "what-if: fewer SFTP round trips + max_concurrency 8 (not shipped)",
+    "baseline": "baseline script (requests + paramiko, sequential, download all then upload all)",
+    "rclone": "rclone copy from local disk",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=20.0, help="proxy delay each way (default 20)")
     p.add_argument("--bandwidth-mbit", type=float, default=100.0, help="proxy's shared cap (default 100)")
     p.add_argument("--rclone-transfers", type=int, default=8)
+    p.add_argument(
+        "--repeat", type=int, default=2, help="interleaved throughput rounds; each contender's best counts (default 2)"
+    )
     p.add_argument(
         "--memory-mb",
         type=float,
@@ -129,45 +138,49 @@ def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     out["link"] = measure_link(latency_ms=args.latency_ms, bandwidth_mbit=args.bandwidth_mbit, total_bytes=total)
     out["measured_floor_seconds"] = out["link"]["seconds"]
 
-    log(f"throughput: our flow, {count} x {args.size_mb:g} MB through the proxy")
-    stack.sandbox.reset()
-    expected = add_sized_exports(stack.sandbox, count, size, "export")
-    flow = run_export_flow(
-        stack, label="throughput", dest_env=stack.sftp_env("slate", stack.proxy.port, f"{base}/flow")
-    )
-    flow["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/flow"), expected)
-    out["flow"] = flow
-
-    if args.whatif:
-        log("throughput: what-if, our flow with fewer SFTP round trips and max_concurrency 8 (not shipped)")
-        stack.sandbox.reset()
-        add_sized_exports(stack.sandbox, count, size, "export")
-        whatif = run_export_flow(
-            stack,
-            label="whatif",
-            dest_env=stack.sftp_env("slate", stack.proxy.port, f"{base}/whatif"),
-            extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
-            module="bench.whatif_sftp",
-        )
-        whatif["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/whatif"), expected)
-        out["whatif"] = whatif
-
-    log("throughput: baseline script (requests + paramiko, sequential, download all then upload all)")
-    stack.sandbox.reset()
-    add_sized_exports(stack.sandbox, count, size, "export")
-    baseline = run_baseline(stack, label="throughput", remote_dir=f"{base}/baseline", port=stack.proxy.port)
-    baseline["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/baseline"), expected)
-    out["baseline"] = baseline
-
-    log(f"throughput: rclone copy --transfers {args.rclone_transfers} from local disk")
     source = stack.workdir / "rclone-source"
     write_local_copies(source, count, size, "export")
-    rclone = run_rclone(
-        stack, source=source, remote_dir=f"{base}/rclone", port=stack.proxy.port, transfers=args.rclone_transfers
-    )
-    rclone["transfers"] = args.rclone_transfers
-    rclone["verify"] = verify_arrived(stack.ssh.local_dir(f"{base}/rclone"), expected)
-    out["rclone"] = rclone
+    contenders = ["flow", "whatif", "baseline", "rclone"] if args.whatif else ["flow", "baseline", "rclone"]
+    attempts: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+    # Interleaved rounds, best of N per contender: a shared machine's load spikes hit one attempt,
+    # rarely every attempt of the same contender.
+    for round_no in range(1, args.repeat + 1):
+        for key in contenders:
+            remote = f"{base}/{key}-{round_no}"
+            log(f"throughput round {round_no}/{args.repeat}: {LABELS[key]}")
+            if key != "rclone":
+                stack.sandbox.reset()
+                expected = add_sized_exports(stack.sandbox, count, size, "export")
+            if key == "flow":
+                run = run_export_flow(
+                    stack, label=f"flow-{round_no}", dest_env=stack.sftp_env("slate", stack.proxy.port, remote)
+                )
+            elif key == "whatif":
+                run = run_export_flow(
+                    stack,
+                    label=f"whatif-{round_no}",
+                    dest_env=stack.sftp_env("slate", stack.proxy.port, remote),
+                    extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
+                    module="bench.whatif_sftp",
+                )
+            elif key == "baseline":
+                run = run_baseline(stack, label=f"baseline-{round_no}", remote_dir=remote, port=stack.proxy.port)
+            else:
+                run = run_rclone(
+                    stack, source=source, remote_dir=remote, port=stack.proxy.port, transfers=args.rclone_transfers
+                )
+                run["transfers"] = args.rclone_transfers
+            run["verify"] = verify_arrived(stack.ssh.local_dir(remote), expected)
+            attempts[key].append(run)
+    for key, runs in attempts.items():
+        ok = [r for r in runs if r["returncode"] == 0 and r["verify"]["ok"]] or runs
+        best = dict(min(ok, key=lambda r: r["seconds"]))
+        best["all_seconds"] = [r["seconds"] for r in runs]
+        if any("flow_run_seconds" in r for r in runs):
+            best["all_flow_run_seconds"] = [r.get("flow_run_seconds") for r in runs]
+        best["failed_attempts"] = sum(1 for r in runs if r["returncode"] != 0 or not r["verify"]["ok"])
+        out[key] = best
+    out["repeat"] = args.repeat
 
     for key in ("flow", "whatif", "baseline", "rclone"):
         if key in out:

@@ -121,7 +121,10 @@ def markdown_table(r: dict[str, Any]) -> str:
     tp = r.get("throughput")
     if tp:
         n, size = tp["files"], tp["file_bytes"] / MB
-        link = f"{tp['latency_ms_each_way']:g} ms each way, {tp['bandwidth_mbit']:g} Mbit/s shared"
+        link = (
+            f"{tp['latency_ms_each_way']:g} ms each way, {tp['bandwidth_mbit']:g} Mbit/s shared; "
+            f"best of {tp.get('repeat', 1)} interleaved rounds"
+        )
         flow, base, rc = tp["flow"], tp["baseline"], tp["rclone"]
         lines += [
             _row(
