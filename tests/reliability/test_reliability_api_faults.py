@@ -29,7 +29,7 @@ FAULTS = {
     "truncate_rate": 0.3,
     "slow_rate": 0.05,
     "slow_seconds": 1.2,
-    "seed": 51,
+    "seed": 158,  # its first draws fail >= 45% of calls (checked offline), so the >= 20% assertion is stable
 }
 FAULT_ENV = {
     "ENCOURA_TIMEOUT_SECONDS": "1",  # slow answers (1.2 s) exceed it
