@@ -46,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("throughput", "memory", "orchestration", "flows")
 LABELS = {
     "flow": "our flow (python -m flows.encoura_export)",
-    "whatif": "what-if: fewer SFTP round trips + max_concurrency 8 (not shipped)",
+    "whatif": "what-if: our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8 (default is 4)",
     "baseline": "baseline script (requests + paramiko, sequential, download all then upload all)",
     "rclone": "rclone copy from local disk",
 }
@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-whatif",
         dest="whatif",
         action="store_false",
-        help="skip the what-if export run (bench/whatif_sftp.py: proposed SFTP round-trip savings)",
+        help="skip the what-if export run (our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8)",
     )
     p.add_argument(
         "--nice",
@@ -161,7 +161,6 @@ def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                     label=f"whatif-{round_no}",
                     dest_env=stack.sftp_env("slate", stack.proxy.port, remote),
                     extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
-                    module="bench.whatif_sftp",
                 )
             elif key == "baseline":
                 run = run_baseline(stack, label=f"baseline-{round_no}", remote_dir=remote, port=stack.proxy.port)

@@ -144,7 +144,7 @@ def markdown_table(r: dict[str, Any]) -> str:
             w = tp["whatif"]
             lines.append(
                 _row(
-                    "... what-if (not shipped): fewer SFTP round trips + max_concurrency 8 (bench/whatif_sftp.py)",
+                    "... what-if: our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8 (default 4)",
                     f"{_s(w['seconds'])} wall, flow run {_s(w.get('flow_run_seconds'))}{_cpu(w)}{_verified(w)}",
                     "-",
                     "-",
