@@ -85,6 +85,9 @@ class UncertainAttempts(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = self.wrapped.handle_request(request)
+            # API answers are small JSON: read them here, so a body cut off after the headers is a
+            # transport error the retry layer sees (and flags), not a failure after retries are over.
+            response.read()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
             raise  # never sent: nothing can have been processed
         except httpx.TransportError:
