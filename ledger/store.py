@@ -9,8 +9,11 @@ host (a killed run), or when it belongs to the same flow run id (a retry from th
 from __future__ import annotations
 
 import os
+import random
 import socket
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +68,22 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _ensure_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch a SQLite file to WAL (persistent, so usually a no-op). The switch needs a moment of
+    exclusive access and SQLite may answer "database is locked" at once, without waiting for its busy
+    timeout, when workers open a fresh ledger together: retry briefly instead of failing the run."""
+    for attempt in range(attempts):
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + random.random() * 0.1)
 
 
 @dataclass(frozen=True)
@@ -141,7 +160,7 @@ class Ledger:
                 # WAL lets readers and one writer proceed together across processes; FULL sync = durable.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
+                _ensure_wal(cur)
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
 
