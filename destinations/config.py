@@ -77,7 +77,7 @@ class DestinationConfig(BaseModel):
     path_template: str = "{filename}"
     # repr=False: storage options often hold S3 keys.
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
-    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
     connect_timeout: float = Field(default=30.0, gt=0)
     keepalive_interval: float = Field(default=15.0, ge=0)
     # How old a temp file must be before a run's sweep treats it as an orphan of a killed run. The

@@ -31,6 +31,7 @@ from flows.reporting import Progress, outcome_rows, print_console_report, publis
 from flows.run_context import current_flow_run_id
 from flows.settings import load_export_settings
 from ledger import ClaimOwner, Ledger
+from ledger.store import ALL_PRODUCTS
 
 
 @contextlib.contextmanager
@@ -103,7 +104,9 @@ def encoura_export(
             logger.info("Export %s will be fetched and delivered again", uid)
 
         problems: list[str] = []
-        for key in keys:
+        # Every product configured: one listing call without productKey instead of one per product.
+        listing_keys = [ALL_PRODUCTS] if set(keys) >= set(PRODUCT_KEYS) else keys
+        for key in listing_keys:
             listing = list_and_record(rt, key)
             problems.extend(listing.problems)
             if listing.error:

@@ -7,9 +7,15 @@ tokens or passwords: only file names, sizes, checksums and redacted destination 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from encoura_tasks.export_steps import ExportOutcome
 from flows.run_context import in_flow_run
@@ -36,21 +42,31 @@ def outcome_rows(outcomes: Sequence[ExportOutcome]) -> list[dict[str, str]]:
 
 
 class Progress:
-    """A Prefect progress artifact that advances file by file (no-op outside a flow run)."""
+    """A Prefect progress artifact that advances file by file (no-op outside a flow run).
 
-    def __init__(self, total: int, description: str) -> None:
+    Updates are API calls made from the flow's own thread, so they are sent at most once per
+    `min_interval` seconds (and always for the last file): with many small files, one call per file
+    would cost more than the files themselves.
+    """
+
+    def __init__(self, total: int, description: str, *, min_interval: float = 1.0) -> None:
         self.total = max(total, 1)
         self.done = 0
+        self.min_interval = min_interval
+        self._last_sent = time.monotonic()
         self.artifact_id = None
         if in_flow_run():
             self.artifact_id = create_progress_artifact(progress=0.0, description=description)
 
     def advance(self) -> None:
         self.done += 1
-        if self.artifact_id is not None:
-            from prefect.artifacts import update_progress_artifact
-
-            update_progress_artifact(self.artifact_id, progress=100.0 * self.done / self.total)
+        if self.artifact_id is None:
+            return
+        now = time.monotonic()
+        if self.done < self.total and now - self._last_sent < self.min_interval:
+            return
+        self._last_sent = now
+        update_progress_artifact(self.artifact_id, progress=100.0 * self.done / self.total)
 
 
 def publish_export_report(outcomes: Sequence[ExportOutcome], problems: Sequence[str], *, dry_run: bool) -> str:

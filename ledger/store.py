@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, create_engine, event, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.crashpoints import crashpoint
@@ -34,6 +34,10 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+READ_ONLY = "ledger_read_only"  # execution option marking query-only connections
+ALL_PRODUCTS = ""  # listing-journal key of a listing without productKey (every product at once)
 
 
 @dataclass(frozen=True)
@@ -166,11 +170,17 @@ class Ledger:
 
             @event.listens_for(engine, "begin")
             def _sqlite_begin(conn: Any) -> None:
-                # Take the write lock up front so compare-and-swap claims cannot interleave.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # Writers take the write lock up front so compare-and-swap claims cannot interleave;
+                # readers do not queue behind other processes' writes (WAL gives them a snapshot).
+                read_only = conn.get_execution_options().get(READ_ONLY, False)
+                conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
             return engine
         return create_engine(url, pool_pre_ping=True)
+
+    def _read(self) -> Connection:
+        """A connection for queries only (no write lock on SQLite)."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
 
     def close(self) -> None:
         self.stop_heartbeat()
@@ -252,29 +262,30 @@ class Ledger:
             return int(result.inserted_primary_key[0])
 
     def listing_finished(self, listing_id: int) -> None:
-        """Close the journal entry and any older interrupted ones for the same product (now recovered)."""
+        """Close the journal entry and any older interrupted ones it recovered: those of the same
+        product, or of every product when this was an all-products listing (key "")."""
         with self.engine.begin() as conn:
             key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
+            same = listings.c.product_key.isnot(None) if key == ALL_PRODUCTS else listings.c.product_key == key
             conn.execute(
                 update(listings)
-                .where(
-                    and_(listings.c.product_key == key, listings.c.finished_at.is_(None), listings.c.id <= listing_id)
-                )
+                .where(and_(same, listings.c.finished_at.is_(None), listings.c.id <= listing_id))
                 .values(finished_at=_now())
             )
 
     def interrupted_listing(self, product_key: str) -> bool:
-        """True when an earlier listing of this product never recorded its answer (a killed run)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(listings.c.id).where(
-                    and_(listings.c.product_key == product_key, listings.c.finished_at.is_(None))
-                )
-            ).first()
+        """True when an earlier listing that covered this product never recorded its answer (a killed run)."""
+        covers = (
+            listings.c.product_key.isnot(None)
+            if product_key == ALL_PRODUCTS
+            else listings.c.product_key.in_((product_key, ALL_PRODUCTS))
+        )
+        with self._read() as conn:
+            row = conn.execute(select(listings.c.id).where(and_(covers, listings.c.finished_at.is_(None)))).first()
         return row is not None
 
     def first_listing_at(self) -> datetime | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(select(listings.c.started_at).order_by(listings.c.id).limit(1)).scalar()
         return _aware(value)
 
@@ -304,7 +315,7 @@ class Ledger:
         return new
 
     def get_export(self, uid: str) -> ExportRow | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(exports).where(exports.c.uid == uid)).first()
         return _row(ExportRow, row) if row else None
 
@@ -313,11 +324,11 @@ class Ledger:
         query = select(exports).where(exports.c.status.in_(("listed", "staged"))).order_by(exports.c.listed_at)
         if product_keys:
             query = query.where(exports.c.product_key.in_(product_keys))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_row(ExportRow, r) for r in conn.execute(query)]
 
     def all_exports(self) -> list[ExportRow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_row(ExportRow, r) for r in conn.execute(select(exports).order_by(exports.c.listed_at))]
 
     def assign_file_name(self, uid: str, wanted: str, fallback: str) -> str:
@@ -389,14 +400,14 @@ class Ledger:
                     )
 
     def deliveries_for(self, uid: str) -> list[DeliveryRow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(deliveries).where(deliveries.c.export_uid == uid).order_by(deliveries.c.destination)
             )
             return [_row(DeliveryRow, r) for r in rows]
 
     def all_deliveries(self) -> list[DeliveryRow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_row(DeliveryRow, r) for r in conn.execute(select(deliveries))]
 
     def mark_delivered(
@@ -429,7 +440,7 @@ class Ledger:
 
     # ----------------------------------------------------------------- uploads
     def find_upload(self, *, sha256: str, name: str, product_type: str) -> UploadRow | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 select(uploads).where(
                     and_(uploads.c.sha256 == sha256, uploads.c.name == name, uploads.c.product_type == product_type)
@@ -480,6 +491,6 @@ class Ledger:
 
     def unfinished_uploads(self) -> list[UploadRow]:
         """Uploads sent to Encoura but not yet confirmed and archived: a re-run resumes polling these."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(uploads).where(or_(uploads.c.status.notin_(("archived", "rejected")))))
             return [_row(UploadRow, r) for r in rows]

@@ -30,7 +30,7 @@ def _errors(**values: object) -> list[tuple[tuple[object, ...], str]]:
 
 
 def test_minimal_configs() -> None:
-    assert DestinationConfig(url="file:///mnt/share").max_concurrency == 4
+    assert DestinationConfig(url="file:///mnt/share").max_concurrency == 8
     assert DestinationConfig(url="/mnt/share").protocol == "file"
     assert DestinationConfig(url="s3://bucket/prefix").protocol == "s3"
     assert DestinationConfig(url="memory://x").protocol == "memory"

@@ -105,3 +105,15 @@ def test_interrupted_listing_is_detected_until_a_later_listing_finishes(tmp_path
     ledger.listing_finished(second)
     assert not ledger.interrupted_listing("prospect")
     assert first < second
+
+
+def test_all_products_listing_journal_covers_every_product(tmp_path: Path) -> None:
+    from ledger.store import ALL_PRODUCTS
+
+    ledger = _ledger(tmp_path)
+    ledger.listing_started(ALL_PRODUCTS)  # killed before recording its answer
+    assert ledger.interrupted_listing("prospect") and ledger.interrupted_listing(ALL_PRODUCTS)
+    ledger.listing_started("inquiry")  # killed too
+    finished = ledger.listing_started(ALL_PRODUCTS)
+    ledger.listing_finished(finished)  # its recovery covered every product
+    assert not ledger.interrupted_listing("inquiry") and not ledger.interrupted_listing(ALL_PRODUCTS)
