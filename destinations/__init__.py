@@ -1,6 +1,6 @@
 """Where files land: Slate SFTP, shares, S3 or any fsspec URL, through one atomic, verified publish path.
 
-Public API (see docs/destinations.md): `DestinationConfig`, `open_destination`, `filesystem_for`, `close_filesystem`,
+Public API (see README, "Destinations"): `DestinationConfig`, `open_destination`, `filesystem_for`, `close_filesystem`,
 `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
 `PathContext`, `render_path`, `validate_template`.
 """

@@ -1,6 +1,6 @@
 """Canvas SIS import: file or folder -> (zip) -> validate options -> submit -> watch -> report.
 
-    python -m flows.canvas_sis_import PATH_OR_URL [options]     (see docs/canvas.md)
+    python -m flows.canvas_sis_import PATH_OR_URL [options]     (see README, "Canvas SIS imports")
 
 Exit codes: 0 imported (warnings allowed unless --fail-on-warnings) or submitted with --no-watch;
 1 the import failed, was aborted, or is still running when the watch timed out; 2 settings, options

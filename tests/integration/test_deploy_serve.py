@@ -45,7 +45,7 @@ def test_serve_registers_and_runs_the_export(encoura_sandbox: SandboxServer, tmp
         encoura_sandbox, tmp_path / "state", {"share": out.as_uri()}, PREFECT_RUNNER_POLL_FREQUENCY="1"
     )
     # A deployment of the same name made by `prefect deploy` (another test) would keep its work
-    # pool and pull steps: serve or workers own a name, never both (docs/operations.md).
+    # pool and pull steps: serve or workers own a name, never both (README, "Operations").
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
         client.delete_deployment(client.read_deployment_by_name("encoura-export/encoura-export").id)
     proc = subprocess.Popen(

@@ -351,7 +351,7 @@ def assert_invariants(
     rejected: set[str] | frozenset[str] = frozenset(),
     product_keys: tuple[str, ...] | None = None,
 ) -> InvariantReport:
-    """The promises of docs/guarantees.md, checked after the final re-run of a scenario.
+    """The promises of README "Guarantees", checked after the final re-run of a scenario.
 
     1. Every export the API listed (the sandbox marks listed exports Delivered) is delivered to
        every destination exactly once, byte-identical (sha256) to the source.
