@@ -17,8 +17,12 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
 from canvas_tasks.csv_kinds import ORDER, kind_of, parse_header
+from canvas_tasks.settings import source_config
 from common.errors import ConfigError
 from common.redaction import redact_url
+from destinations import PublishError
+from destinations import filesystem_for as destination_filesystem
+from destinations.config import SFTP_PROTOCOLS, url_protocol
 
 CONTENT_TYPES = {"zip": "application/zip", "csv": "text/csv", "xml": "text/xml"}
 _IGNORED = re.compile(r"^(\..*|__macosx|desktop\.ini|thumbs\.db)$", re.IGNORECASE)
@@ -40,9 +44,13 @@ class Package(BaseModel):
 
 
 def filesystem_for(source: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
-    """SEAM (destinations helper): sftp:// and other credentialed URLs should be opened with
-    `destinations.filesystem_for(config)` so host keys and passwords come from DESTINATIONS__* /
-    UPLOAD_SOURCE settings. Until that lands, plain fsspec URL dispatch is used."""
+    """Open the input. SFTP goes through the destinations layer (credentials from CANVAS_SOURCE_*,
+    host keys always verified); other URLs use plain fsspec dispatch with `storage_options`."""
+    if url_protocol(source) in SFTP_PROTOCOLS:
+        try:
+            return destination_filesystem(source_config(source), name="input", setting_prefix="CANVAS_SOURCE_")
+        except PublishError as exc:
+            raise ConfigError(f"input {redact_url(source)}: {exc}") from None
     try:
         return fsspec.core.url_to_fs(source, **(storage_options or {}))
     except (ValueError, ImportError) as exc:

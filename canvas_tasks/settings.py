@@ -13,6 +13,7 @@ from common.errors import ConfigError
 from common.secrets import reveal
 from common.settings_base import TomlFileSettings, is_loopback_host
 from common.settings_errors import config_error_from_validation
+from destinations.config import DestinationConfig
 
 ENV_PREFIX = "CANVAS_"
 _ACCOUNT_ID = re.compile(r"^(?:[1-9][0-9]*|self|sis_account_id:.+)$")
@@ -83,3 +84,34 @@ def load_canvas_settings(**overrides: object) -> CanvasSettings:
         # state_dir is read from STATE_DIR, not CANVAS_STATE_DIR.
         error.problems = [p.replace("CANVAS_STATE_DIR", "STATE_DIR") for p in error.problems]
         raise ConfigError(error.problems) from None
+
+
+class CanvasSourceSettings(TomlFileSettings):
+    """Credentials for an SFTP (or other credentialed) input URL: `CANVAS_SOURCE_*`, the same fields as
+    a destination's, so host keys are verified exactly as for Slate (never sshfs's unchecked default)."""
+
+    toml_table = ("canvas", "source")
+    model_config = SettingsConfigDict(
+        env_prefix="CANVAS_SOURCE_", env_file=".env", extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
+
+    password: SecretStr | None = None
+    client_key: Path | None = None
+    passphrase: SecretStr | None = None
+    known_hosts: Path | None = None
+    host_key: str | None = None
+    storage_options: str | None = None
+
+
+def source_config(url: str) -> DestinationConfig:
+    """The DestinationConfig for reading `url` (validated: host-key checking is required for sftp)."""
+    try:
+        fields = CanvasSourceSettings().model_dump(exclude_none=True)
+        return DestinationConfig(url=url, **fields)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            field_name = str(err["loc"][0]) if err["loc"] else "url"
+            name = "input URL" if field_name == "url" else f"CANVAS_SOURCE_{field_name.upper()}"
+            problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(problems) from None
