@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fsspec.callbacks import Callback
+
 from common.host_limits import host_slot
 from destinations import Destination, PathContext, PublishError, Receipt, render_path
-from encoura_tasks.client import EncouraClient
+from encoura_tasks.client import PROGRESS_EVERY_BYTES, EncouraClient
 from encoura_tasks.errors import ExportRejected
 from encoura_tasks.naming import fallback_stem, sanitize_filename, source_name_from_url, unique_variant
 from ledger import ClaimOwner, ExportRow, Ledger
@@ -66,6 +68,21 @@ class ExportOutcome:
     status: str = "pending"  # delivered | failed | rejected | skipped
     deliveries: dict[str, str] = field(default_factory=dict)  # destination -> final path or error
     error: str | None = None
+
+
+class LoggedProgress(Callback):
+    """Logs a large transfer's progress every PROGRESS_EVERY_BYTES, so a 500 MB prospect file is
+    visibly moving in the run's logs rather than silent for minutes."""
+
+    def __init__(self, label: str, verb: str, every: int = PROGRESS_EVERY_BYTES) -> None:
+        super().__init__()
+        self.label, self.verb, self.every = label, verb, every
+        self._next = every
+
+    def call(self, *args: object, **kwargs: object) -> None:
+        if self.value >= self._next:
+            logger.info("%s: %d MB %s", self.label, self.value // (1024 * 1024), self.verb)
+            self._next = (self.value // self.every + 1) * self.every
 
 
 def file_kind(path: Path) -> str:
@@ -147,7 +164,13 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
         relative = relative_path_for(dest, row)
         try:
             with host_slot(dest.config.url):  # a cap per SFTP host across runs, if one is configured
-                receipt = dest.publish(local, relative, sha256=row.sha256 or "", size=row.size or 0)
+                receipt = dest.publish(
+                    local,
+                    relative,
+                    sha256=row.sha256 or "",
+                    size=row.size or 0,
+                    callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
+                )
         except PublishError as exc:
             failures[dest.name] = str(exc)
             rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc))
