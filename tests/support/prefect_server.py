@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.environ import patched_environ
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -74,23 +76,16 @@ class PrefectServer:
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
     server.start()
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)  # for subprocesses
     # Prefect reads its settings once at import (during collection, before this fixture ran), so the
     # in-process flows need the settings context updated too, or each would start a temporary server:
     # the global context for threads Prefect starts itself, the temporary one for this thread.
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    refresh_global_settings_context()
-
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}):
-            yield server
+        with patched_environ(server.env):  # the environment is what flow subprocesses see
+            refresh_global_settings_context()
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_HOME: str(server.home)}):
+                yield server
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         server.stop()
