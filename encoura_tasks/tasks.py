@@ -92,27 +92,30 @@ def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
     what = product_key or "all products"
     outcome = ListingOutcome(product_key=product_key)
     try:
-        if rt.ledger.interrupted_listing(product_key):
-            recovered = _recover_interrupted(rt, product_key)
-            if recovered:
-                logger.warning("Recovered %d %s export(s) listed by an interrupted run", len(recovered), what)
-            outcome.new_uids.extend(recovered)
+        # Recover only AFTER our own NotDelivered listing: a killed run's request may still be in
+        # flight at Encoura. If it consumes an export before our listing, the export shows up as
+        # Delivered in the recovery listing below; if not, our own listing consumes it. Recovering
+        # first would leave a window in which neither listing sees it.
+        interrupted = rt.ledger.interrupted_listing(product_key)
         journal = rt.ledger.listing_started(product_key)
         try:
             result = rt.client.list_exports(product_key or None, status="NotDelivered")
         except EncouraResponseError:
             raise  # the answer may have consumed exports: leave the journal open for recovery
         except EncouraError:
-            rt.ledger.listing_finished(journal)  # an error status consumed nothing
+            # An error status consumed nothing; an older interrupted listing is still unrecovered.
+            rt.ledger.listing_finished(journal, recovered_older=False)
             raise
         outcome.new_uids.extend(
             rt.ledger.record_listed([(e.uid, e.product_key or product_key) for e in result.exports])
         )
-        if result.uncertain:
-            # A retried attempt's lost answer may have consumed exports: they now show as Delivered.
+        if interrupted or result.uncertain:
+            # Exports consumed by an answer we never recorded (a killed run, or a retried attempt
+            # whose answer was lost) now show as Delivered.
             recovered = _recover_interrupted(rt, product_key)
             if recovered:
-                logger.warning("Recovered %d %s export(s) from an unanswered listing", len(recovered), what)
+                why = "an interrupted run" if interrupted else "an unanswered listing"
+                logger.warning("Recovered %d %s export(s) listed by %s", len(recovered), what, why)
             outcome.new_uids.extend(recovered)
         rt.ledger.listing_finished(journal)
     except EncouraAuthError:

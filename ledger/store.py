@@ -261,11 +261,14 @@ class Ledger:
             result = conn.execute(insert(listings).values(product_key=product_key, started_at=_now()))
             return int(result.inserted_primary_key[0])
 
-    def listing_finished(self, listing_id: int) -> None:
-        """Close the journal entry and any older interrupted ones it recovered: those of the same
-        product, or of every product when this was an all-products listing (key "")."""
+    def listing_finished(self, listing_id: int, *, recovered_older: bool = True) -> None:
+        """Close the journal entry and, when `recovered_older`, the older interrupted ones this run
+        recovered: those of the same product, or of every product for an all-products listing (key "")."""
         with self.engine.begin() as conn:
             key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
+            if not recovered_older:
+                conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=_now()))
+                return
             same = listings.c.product_key.isnot(None) if key == ALL_PRODUCTS else listings.c.product_key == key
             conn.execute(
                 update(listings)

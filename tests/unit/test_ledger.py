@@ -117,3 +117,11 @@ def test_all_products_listing_journal_covers_every_product(tmp_path: Path) -> No
     finished = ledger.listing_started(ALL_PRODUCTS)
     ledger.listing_finished(finished)  # its recovery covered every product
     assert not ledger.interrupted_listing("inquiry") and not ledger.interrupted_listing(ALL_PRODUCTS)
+
+
+def test_a_failed_listing_does_not_close_an_older_interrupted_one(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    ledger.listing_started("prospect")  # killed: its answer was never recorded
+    failed = ledger.listing_started("prospect")
+    ledger.listing_finished(failed, recovered_older=False)  # e.g. HTTP 400: consumed nothing, recovered nothing
+    assert ledger.interrupted_listing("prospect")
