@@ -57,15 +57,14 @@ def fingerprint(key: asyncssh.SSHKey) -> str:
 
 
 async def fetch_server_fingerprint(host: str, port: int, *, wait: float) -> str | None:
-    """Connect only far enough to see the server's host key, for the error message; None if that fails."""
+    """Connect only far enough to see the server's host key, for the error message; None if that fails.
+
+    The connection stops after key exchange: nothing is authenticated or sent, so reading an
+    untrusted key here is safe (asyncssh's helper skips known_hosts for exactly this purpose).
+    """
     try:
         key = await asyncssh.get_server_host_key(
-            host,
-            port,
-            options=asyncssh.SSHClientConnectionOptions(
-                connect_timeout=wait,
-                known_hosts=None,
-            ),
+            host, port, options=asyncssh.SSHClientConnectionOptions(connect_timeout=wait)
         )
     except (OSError, asyncssh.Error):
         return None
