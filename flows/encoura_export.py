@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from encoura_tasks.settings import PRODUCT_KEYS
 from encoura_tasks.tasks import deliver_export, list_and_record, login
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
-from flows.run_context import current_flow_run_id
+from flows.run_context import current_flow_run_id, finish_cli_run
 from flows.settings import load_export_settings
 from ledger import ClaimOwner, Ledger
 from ledger.store import ALL_PRODUCTS
@@ -205,17 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         state = encoura_export(
             product_keys=args.product_keys, dry_run=args.dry_run, redeliver=args.redeliver, return_state=True
         )
-        report = state.result(raise_on_failure=False)
-        if isinstance(report, ConfigError):
-            raise report
-        if isinstance(report, dict):
-            if report.get("exit_code") == exit_codes.CONFIG_ERROR:
-                print(report["summary_line"], file=sys.stderr)
-                return exit_codes.CONFIG_ERROR
-            print_console_report(report)
-        elif isinstance(report, BaseException):
-            print(f"Run failed: {type(report).__name__}: {report}", file=sys.stderr)
-        return exit_codes.OK if state.is_completed() else exit_codes.WORK_FAILED
+        return finish_cli_run(state, print_console_report)
 
 
 if __name__ == "__main__":

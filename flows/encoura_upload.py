@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +20,9 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from common import exit_codes
 from common.cli import run_cli
 from common.environ import patched_environ
-from common.errors import ConfigError, gather_settings
+from common.errors import gather_settings
 from common.redaction import redact_text
 from destinations import DestinationConfig
 from encoura_tasks.client import EncouraClient
@@ -36,7 +34,7 @@ from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orph
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress
-from flows.run_context import current_flow_run_id
+from flows.run_context import current_flow_run_id, finish_cli_run
 from flows.settings import RunSettings, load_run_settings
 from ledger import ClaimOwner, Ledger
 
@@ -205,14 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         _, _, upload_settings, _ = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
         print(f"Source: {upload_settings.describe_source()} ({upload_settings.product_type})")
         state = encoura_upload(dry_run=args.dry_run, return_state=True)
-        report = state.result(raise_on_failure=False)
-        if isinstance(report, ConfigError):
-            raise report
-        if isinstance(report, dict):
-            print_upload_report(report)
-        elif isinstance(report, BaseException):
-            print(f"Run failed: {type(report).__name__}: {redact_text(str(report))}", file=sys.stderr)
-        return exit_codes.OK if state.is_completed() else exit_codes.WORK_FAILED
+        return finish_cli_run(state, print_upload_report)
 
 
 if __name__ == "__main__":
