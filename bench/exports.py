@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.infra import PrefectServer, ProcessResult, Proxy, SshServer, run_measured
+from common.hashing import file_hexdigest
 from encoura_tasks.sandbox import SandboxServer
 from encoura_tasks.sandbox.samples import export_content, sized_csv
 
@@ -147,18 +148,10 @@ def verify_arrived(folder: Path, expected: list[ExpectedFile], *, check_sha: boo
             continue
         if path.stat().st_size != item.size:
             problems.append(f"{item.name}: {path.stat().st_size} bytes, expected {item.size}")
-        elif check_sha and _sha256_file(path) != item.sha256:
+        elif check_sha and file_hexdigest(path) != item.sha256:
             problems.append(f"{item.name}: sha256 differs")
     problems.extend(f"unexpected file {name}" for name in sorted(present))
     return {"ok": not problems, "files": len(expected), "problems": problems[:10]}
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_export_flow(

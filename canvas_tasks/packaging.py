@@ -3,7 +3,6 @@ into exactly one local file to upload, with an extension that matches its conten
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import zipfile
@@ -19,6 +18,7 @@ from pydantic import BaseModel
 from canvas_tasks.csv_kinds import ORDER, kind_of, parse_header
 from canvas_tasks.settings import source_config
 from common.errors import ConfigError
+from common.hashing import file_hexdigest
 from common.redaction import redact_url
 from destinations import PublishError
 from destinations import filesystem_for as destination_filesystem
@@ -100,16 +100,6 @@ def _read_head(fs: AbstractFileSystem, path: str) -> bytes:
         return fh.read(_HEAD_BYTES)
 
 
-def _sha256_and_size(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _zip_members(path: Path, shown: str) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -176,7 +166,7 @@ def _package_file(
             shutil.copyfileobj(src, dst, 1 << 20)
     upload_name = name if suffix == content else f"{PurePosixPath(name).stem or 'sis_import'}.{content}"
     members = _zip_members(local, shown) if content == "zip" else []
-    sha, size = _sha256_and_size(local)
+    sha, size = file_hexdigest(local), local.stat().st_size
     return Package(
         source=shown,
         path=local,
@@ -229,7 +219,7 @@ def _package_folder(fs: AbstractFileSystem, path: str, shown: str, staging_dir: 
             with fs.open(f, "rb") as src, zf.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     tmp.replace(zip_path)
-    sha, size = _sha256_and_size(zip_path)
+    sha, size = file_hexdigest(zip_path), zip_path.stat().st_size
     return Package(
         source=shown,
         path=zip_path,

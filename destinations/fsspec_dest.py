@@ -7,7 +7,6 @@ the same final name, which the ledger's delivery claims rule out.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import fsspec
 from fsspec.callbacks import Callback
 
+from common.hashing import stream_hexdigest
 from destinations.base import Destination
 
 if TYPE_CHECKING:
@@ -82,11 +82,8 @@ class FsspecDestination(Destination):
         self.fs.makedirs(path, exist_ok=True)
 
     def _sha256(self, path: str) -> str:
-        digest = hashlib.sha256()
         with self.fs.open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+            return stream_hexdigest(fh)
 
     def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
         self.fs.invalidate_cache()

@@ -10,13 +10,13 @@ the same final name could race there, and the ledger's claims rule that out.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from fsspec.callbacks import Callback
 
+from common.hashing import file_hexdigest
 from destinations.fsspec_dest import FsspecDestination
 
 _CHUNK = 1 << 20
@@ -83,11 +83,7 @@ class LocalDestination(FsspecDestination):
         os.makedirs(path, exist_ok=True)
 
     def _sha256(self, path: str) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_hexdigest(path)
 
     def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
         root = self.root

@@ -19,7 +19,6 @@ straight to the final key with a create-only condition and verify afterwards; se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import secrets
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 from fsspec.callbacks import Callback
 
 from common.crashpoints import crashpoint
+from common.hashing import file_hexdigest
 from destinations.base import PublishError, Receipt
 
 if TYPE_CHECKING:
@@ -63,22 +63,6 @@ def parent_of(path: str) -> str:
     return path.rpartition("/")[0]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _error(dest: Destination, relative_path: str, message: str) -> PublishError:
     return PublishError(
         f"{dest.name}: {relative_path}: {message} ({dest.location(relative_path)})",
@@ -105,7 +89,7 @@ def _existing(
         raise differs
     checksum = dest._remote_checksum(final)
     if checksum is not None and checksum.startswith("md5:"):
-        if checksum[4:] != file_md5(local_path):
+        if checksum[4:] != file_hexdigest(local_path, "md5"):
             raise differs
         return _receipt(dest, relative_path, size, None, checksum, already_present=True)
     # No cheap checksum: read it back. Rare (only after a crash between rename and bookkeeping).
@@ -199,7 +183,7 @@ def _publish_atomic_put(
         if actual != size:
             raise _error(dest, relative_path, f"arrived with {actual} bytes, expected {size}; removed")
         checksum = dest._remote_checksum(final)
-        if checksum is not None and checksum.startswith("md5:") and checksum[4:] != file_md5(local_path):
+        if checksum is not None and checksum.startswith("md5:") and checksum[4:] != file_hexdigest(local_path, "md5"):
             raise _error(dest, relative_path, "arrived with a different MD5 than was sent; removed")
     except BaseException:
         _discard(dest, final)

@@ -6,7 +6,6 @@ without an orchestrator, and keeps the flow a readable list of steps.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import zipfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from fsspec.callbacks import Callback
 
+from common.hashing import file_hexdigest
 from common.host_limits import host_slot
 from destinations import Destination, PathContext, PublishError, Receipt, render_path
 from encoura_tasks.client import PROGRESS_EVERY_BYTES, EncouraClient
@@ -96,14 +96,6 @@ def file_kind(path: Path) -> str:
     return "text"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def stage(rt: ExportRuntime, uid: str) -> ExportRow:
     """Make sure the export's bytes are in staging and recorded; download with a fresh URL if not."""
     row = rt.ledger.get_export(uid)
@@ -111,7 +103,7 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
         raise KeyError(f"export {uid} is not in the ledger")
     if row.status == "staged" and row.file_name:
         staged = rt.staging_path(uid, row.file_name)
-        if staged.is_file() and staged.stat().st_size == row.size and sha256_of(staged) == row.sha256:
+        if staged.is_file() and staged.stat().st_size == row.size and file_hexdigest(staged) == row.sha256:
             return row
         logger.warning("Export %s: staged copy missing or changed; downloading it again", uid)
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 import fsspec
 
 from common.errors import ConfigError
+from common.hashing import file_hexdigest
 from common.redaction import redact_text, redact_url
 from destinations import (
     Destination,
@@ -52,14 +53,6 @@ class SourceFile:
     @property
     def name(self) -> str:
         return PurePosixPath(self.relative).name
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def candidate_names(name: str, sha256: str) -> list[str]:
@@ -144,7 +137,7 @@ class UploadSource:
         try:
             self.fs.get_file(item.path, str(temp))
             size = temp.stat().st_size
-            digest = sha256_file(temp)
+            digest = file_hexdigest(temp)
             os.replace(temp, target)
         except FileNotFoundError:
             temp.unlink(missing_ok=True)
