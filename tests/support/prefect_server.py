@@ -20,7 +20,7 @@ import pytest
 from common.environ import patched_environ
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -29,7 +29,7 @@ def _free_port() -> int:
 class PrefectServer:
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
             "PREFECT_HOME": str(home),
