@@ -52,8 +52,12 @@ class ExportRuntime:
     def __repr__(self) -> str:
         return f"ExportRuntime(destinations={sorted(self.destinations)})"
 
+    def staging_folder(self, uid: str) -> Path:
+        """One folder per export: two exports with the same file name never share a staged copy."""
+        return self.staging_dir / sanitize_filename(uid, fallback="export")
+
     def staging_path(self, uid: str, file_name: str) -> Path:
-        return self.staging_dir / sanitize_filename(uid, fallback="export") / file_name
+        return self.staging_folder(uid) / file_name
 
 
 @dataclass
@@ -190,7 +194,7 @@ def finalize(rt: ExportRuntime, row: ExportRow) -> bool:
     if not wanted <= done:
         return False
     rt.ledger.mark_export_delivered(row.uid)
-    shutil.rmtree(rt.staging_path(row.uid, "x").parent, ignore_errors=True)
+    shutil.rmtree(rt.staging_folder(row.uid), ignore_errors=True)
     return True
 
 
@@ -200,4 +204,4 @@ def clean_delivered_staging(rt: ExportRuntime) -> None:
         return
     for row in rt.ledger.all_exports():
         if row.status == "delivered":
-            shutil.rmtree(rt.staging_path(row.uid, "x").parent, ignore_errors=True)
+            shutil.rmtree(rt.staging_folder(row.uid), ignore_errors=True)

@@ -20,6 +20,7 @@ from common import exit_codes
 from common.cli import run_cli
 from common.environ import patched_environ
 from common.errors import ConfigError
+from common.redaction import redact_url
 from destinations import Destination, DestinationUnavailable, open_destination
 from encoura_tasks.client import EncouraClient
 from encoura_tasks.export_steps import ExportOutcome, ExportRuntime, clean_delivered_staging
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     with sandbox_environment() if args.sandbox else contextlib.nullcontext():
         _, run_settings = load_export_settings()  # fail fast: no Prefect server, no network on bad settings
         for name, config in sorted(run_settings.destinations.items()):
-            print(f"Destination {name}: {open_destination(name, config).describe()}")
+            print(f"Destination {name}: {redact_url(config.url)}")
         state = encoura_export(
             product_keys=args.product_keys, dry_run=args.dry_run, redeliver=args.redeliver, return_state=True
         )
