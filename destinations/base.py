@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from fsspec.callbacks import Callback
 
+from common.host_limits import host_slot
 from common.redaction import redact_text, redact_url
 from destinations.templates import check_relative_path
 
@@ -94,7 +95,9 @@ class Destination:
         from destinations.publish import publish_file
 
         self._check_relative(relative_path)
-        with self._slots:
+        # A cap per SFTP host across all runs (a Prefect global concurrency limit, when one exists),
+        # then this run's own cap per destination.
+        with host_slot(self.config.url), self._slots:
             return self._guard(
                 relative_path,
                 lambda: publish_file(

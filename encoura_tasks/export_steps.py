@@ -16,7 +16,6 @@ from pathlib import Path
 from fsspec.callbacks import Callback
 
 from common.hashing import file_hexdigest
-from common.host_limits import host_slot
 from destinations import Destination, PathContext, PublishError, Receipt, render_path
 from encoura_tasks.client import PROGRESS_EVERY_BYTES, EncouraClient
 from encoura_tasks.errors import ExportRejected
@@ -159,14 +158,13 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
             continue
         relative = relative_path_for(dest, row)
         try:
-            with host_slot(dest.config.url):  # a cap per SFTP host across runs, if one is configured
-                receipt = dest.publish(
-                    local,
-                    relative,
-                    sha256=row.sha256 or "",
-                    size=row.size or 0,
-                    callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
-                )
+            receipt = dest.publish(
+                local,
+                relative,
+                sha256=row.sha256 or "",
+                size=row.size or 0,
+                callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
+            )
         except PublishError as exc:
             failures[dest.name] = str(exc)
             rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc))
