@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from common.http_retry import RETRY_STATUSES, RetryTransport
+from common.http_retry import NOT_SENT_ERRORS, RETRY_STATUSES, RetryTransport
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RATE_LIMIT_TEXT = "rate limit exceeded"
-# Failures that happen before a single byte of the request left this machine.
-NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ import httpx
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Failures that happen before a single byte of the request left this machine: the server cannot have
+# acted on the request, so even a non-idempotent call may be repeated (and nothing is "uncertain").
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -69,16 +72,18 @@ class RetryTransport(httpx.BaseTransport):
                 if last:
                     raise
                 wait = self._wait(attempt, None)
-                logger.info("%s %s failed (%s); retrying in %.1fs", request.method, request.url.path,
-                            type(exc).__name__, wait)
+                logger.info(
+                    "%s %s failed (%s); retrying in %.1fs", request.method, request.url.path, type(exc).__name__, wait
+                )
                 self.sleep(wait)
                 continue
             if last or not self.should_retry(response):
                 return response
             wait = self._wait(attempt, response)
             response.close()
-            logger.info("%s %s answered %s; retrying in %.1fs", request.method, request.url.path,
-                        response.status_code, wait)
+            logger.info(
+                "%s %s answered %s; retrying in %.1fs", request.method, request.url.path, response.status_code, wait
+            )
             self.sleep(wait)
         raise AssertionError("unreachable")
 

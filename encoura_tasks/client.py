@@ -19,7 +19,7 @@ from xml.etree import ElementTree
 import httpx
 from pydantic import ValidationError
 
-from common.http_retry import RetryTransport
+from common.http_retry import NOT_SENT_ERRORS, RetryTransport
 from common.redaction import redact_text
 from common.secrets import reveal
 from encoura_tasks.auth import EncouraAuth
@@ -88,7 +88,7 @@ class UncertainAttempts(httpx.BaseTransport):
             # API answers are small JSON: read them here, so a body cut off after the headers is a
             # transport error the retry layer sees (and flags), not a failure after retries are over.
             response.read()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+        except NOT_SENT_ERRORS:
             raise  # never sent: nothing can have been processed
         except httpx.TransportError:
             request.extensions[self.FLAG] = True
