@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from common import exit_codes
@@ -28,7 +27,7 @@ from encoura_tasks.settings import PRODUCT_KEYS
 from encoura_tasks.tasks import deliver_export, list_and_record, login
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
-from flows.run_context import current_flow_run_id, finish_cli_run
+from flows.run_context import current_flow_run_id, finish_cli_run, report_state
 from flows.settings import load_export_settings
 from ledger import ClaimOwner, Ledger
 from ledger.store import ALL_PRODUCTS
@@ -97,7 +96,7 @@ def encoura_export(
         signed_in = login(rt)
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
-            return Failed(message=signed_in.error, data=report)
+            return report_state(report, failed=True)
         _sweep(rt)
         for uid in redeliver or []:
             rt.ledger.reset_for_redelivery(uid)
@@ -143,10 +142,7 @@ def encoura_export(
                 + (" (dry run: nothing downloaded or delivered)" if dry_run else "")
             ),
         }
-        logger.info("%s", report["summary_line"])
-        if failed or problems:
-            return Failed(message=report["summary_line"], data=report)
-        return Completed(message=report["summary_line"], data=report)
+        return report_state(report, failed=bool(failed or problems))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from common.cli import run_cli
@@ -34,7 +33,7 @@ from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orph
 from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
 from flows.fan_out import MAX_WINDOW, fan_out
 from flows.reporting import Progress
-from flows.run_context import current_flow_run_id, finish_cli_run
+from flows.run_context import current_flow_run_id, finish_cli_run, report_state
 from flows.settings import RunSettings, load_run_settings
 from ledger import ClaimOwner, Ledger
 
@@ -130,10 +129,7 @@ def encoura_upload(dry_run: bool = False):
             "source": rt.source.describe(),
             "summary_line": summary_line(outcomes, dry_run=dry_run),
         }
-        logger.info("%s", report["summary_line"])
-        if any(o.is_problem for o in outcomes):
-            return Failed(message=report["summary_line"], data=report)
-        return Completed(message=report["summary_line"], data=report)
+        return report_state(report, failed=bool(any(o.is_problem for o in outcomes)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

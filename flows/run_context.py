@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.context import FlowRunContext
-from prefect.states import State
+from prefect.states import Completed, Failed, State
 
 from common import exit_codes
 from common.errors import ConfigError
@@ -23,6 +24,12 @@ def current_flow_run_id() -> str | None:
 
 def in_flow_run() -> bool:
     return FlowRunContext.get() is not None
+
+
+def report_state(report: dict[str, Any], *, failed: bool) -> State[Any]:
+    """The flow's final state carries its report either way, so the CLI and the UI show the same summary."""
+    get_run_logger().info("%s", report["summary_line"])
+    return (Failed if failed else Completed)(message=report["summary_line"], data=report)
 
 
 def finish_cli_run(state: State[Any], print_report: Callable[[dict[str, Any]], None]) -> int:
