@@ -99,13 +99,16 @@ def test_a_full_run_leaks_no_credential_anywhere(rig: Rig, sftp_server, s3_serve
     rig.sandbox.configure(
         fail_rate=0.25,
         retry_after_seconds=0,
-        token_ttl_seconds=1.0,
+        # Tokens still expire during the run (every issued token is searched for), but a single retry
+        # chain no longer outlives one, as with Encoura's real 20-minute tokens: with a 1 s token the
+        # listing could fail with 401 after its re-login, and the expected report depended on timing.
+        token_ttl_seconds=3.0,
         truncate_rate=0.3,
         quote_session_token=True,
         seed=5,
     )
     since = datetime.now(UTC) - timedelta(seconds=1)
-    env = rig.full_env(ENCOURA_TOKEN_LIFETIME_SECONDS="2", TASK_RETRIES="6", PREFECT_LOGGING_LEVEL="DEBUG")
+    env = rig.full_env(ENCOURA_TOKEN_LIFETIME_SECONDS="4", TASK_RETRIES="6", PREFECT_LOGGING_LEVEL="DEBUG")
     faulty = run_cli(env)
     sftp_server.deny_write.clear()
     rig.sandbox.configure(fail_rate=0.0, truncate_rate=0.0)
