@@ -39,8 +39,8 @@ from bench.exports import (
 from bench.infra import PrefectServer, Proxy, SshServer, ensure_tools, run_measured, temp_dir
 from bench.machine import machine_info
 from bench.report import evaluate_targets, markdown_table
-from encoura_tasks.sandbox import SandboxServer
-from encoura_tasks.sandbox.samples import sample_csv
+from sandbox.encoura import SandboxServer
+from sandbox.encoura.samples import sample_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("throughput", "memory", "orchestration", "flows")

@@ -18,8 +18,8 @@ from typing import Any
 
 from bench.infra import PrefectServer, ProcessResult, Proxy, SshServer, run_measured
 from common.hashing import file_hexdigest
-from encoura_tasks.sandbox import SandboxServer
-from encoura_tasks.sandbox.samples import export_content, sized_csv
+from sandbox.encoura import SandboxServer
+from sandbox.encoura.samples import export_content, sized_csv
 
 MB = 1_000_000  # decimal megabytes throughout, like link speeds (100 Mbit/s = 12.5 MB/s)
 PRODUCT = "prospect"

@@ -33,10 +33,10 @@ def _summary(kind: str, seconds: list[float], states: list[str], **extra: object
 
 
 def canvas(count: int, poll_interval: float) -> dict[str, object]:
-    from canvas_tasks.sandbox.server import CanvasSandbox
     from flows.canvas_sis_import import canvas_sis_import
+    from sandbox.canvas.server import CanvasSandbox
 
-    sample = Path(importlib.util.find_spec("canvas_tasks.sandbox.samples").origin).parent / "demo" / "users.csv"  # type: ignore[union-attr, arg-type]
+    sample = Path(importlib.util.find_spec("sandbox.canvas.samples").origin).parent / "demo" / "users.csv"  # type: ignore[union-attr, arg-type]
     seconds: list[float] = []
     states: list[str] = []
     with CanvasSandbox() as sb, tempfile.TemporaryDirectory(prefix="bench-canvas-") as tmp:

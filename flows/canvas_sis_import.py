@@ -18,11 +18,18 @@ from typing import Any
 from prefect import flow
 from prefect.states import Failed, State
 
-from canvas_tasks.models import Outcome
-from canvas_tasks.options import VALUE_FIELDS, ImportOptions, build_options, flag
-from canvas_tasks.packaging import package_input
-from canvas_tasks.settings import load_canvas_settings
-from canvas_tasks.tasks import make_client, package_task, report_submitted_task, report_task, submit_task, watch_task
+from canvas_tasks.api.models import Outcome
+from canvas_tasks.sis_import.options import VALUE_FIELDS, ImportOptions, build_options, flag
+from canvas_tasks.sis_import.packaging import package_input
+from canvas_tasks.sis_import.settings import load_canvas_settings
+from canvas_tasks.sis_import.tasks import (
+    make_client,
+    package_task,
+    report_submitted_task,
+    report_task,
+    submit_task,
+    watch_task,
+)
 from common import exit_codes
 from common.cli import run_cli
 from common.environ import patched_environ
@@ -186,7 +193,7 @@ def preflight(source: str, options: ImportOptions) -> None:
 
 @contextlib.contextmanager
 def _sandbox_env() -> Iterator[dict[str, Any]]:
-    from canvas_tasks.sandbox import CanvasSandbox
+    from sandbox.canvas import CanvasSandbox
 
     with CanvasSandbox() as sandbox:
         env = {
@@ -224,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     options = options_from_args(args)
     if args.sandbox:
-        from canvas_tasks.sandbox.samples import demo_folder
+        from sandbox.canvas.samples import demo_folder
 
         args.source = args.source or str(demo_folder())
         if args.poll_interval == build_parser().get_default("poll_interval"):

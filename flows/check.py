@@ -62,7 +62,7 @@ def destination_fix(exc: BaseException, prefix: str, url_setting: str) -> str:
 
 
 def encoura_fix(exc: BaseException) -> str:
-    from encoura_tasks.errors import EncouraAuthError
+    from encoura_tasks.api.errors import EncouraAuthError
 
     if isinstance(exc, EncouraAuthError):
         return (
@@ -76,8 +76,8 @@ def encoura_fix(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- checks
 def check_encoura() -> CheckRow:
-    from encoura_tasks.client import EncouraClient
-    from encoura_tasks.settings import load_encoura_settings
+    from encoura_tasks.api.client import EncouraClient
+    from encoura_tasks.api.settings import load_encoura_settings
 
     settings = load_encoura_settings()
     target = settings.base_url
@@ -115,7 +115,7 @@ def probe_destination(name: str, config: object) -> CheckRow:
 
 
 def check_upload_source(settings: object, config: object) -> CheckRow:
-    from encoura_tasks.upload_source import UploadSource
+    from encoura_tasks.upload.source import UploadSource
 
     source = None
     try:
@@ -138,7 +138,7 @@ def check_upload_source(settings: object, config: object) -> CheckRow:
 def check_canvas(settings: object) -> CheckRow:
     import httpx
 
-    from canvas_tasks.auth import CanvasTokenAuth
+    from canvas_tasks.api.auth import CanvasTokenAuth
 
     base_url: str = settings.base_url  # type: ignore[attr-defined]
     account: str = settings.account_id  # type: ignore[attr-defined]
@@ -212,7 +212,7 @@ class Plan:
 
 
 def plan_checks() -> Plan:
-    from flows.settings import load_export_settings
+    from encoura_tasks.export.settings import load_export_settings
 
     errors: list[ConfigError] = []
     checks: list[Callable[[], CheckRow]] = []
@@ -225,7 +225,7 @@ def plan_checks() -> Plan:
         for name, config in sorted(run.destinations.items()):
             checks.append(lambda name=name, config=config: probe_destination(name, config))
     if _upload_configured():
-        from encoura_tasks.upload_settings import load_upload_settings
+        from encoura_tasks.upload.settings import load_upload_settings
 
         try:
             upload, source_config = load_upload_settings()
@@ -234,7 +234,7 @@ def plan_checks() -> Plan:
         else:
             checks.append(lambda: check_upload_source(upload, source_config))
     if _canvas_configured():
-        from canvas_tasks.settings import load_canvas_settings
+        from canvas_tasks.sis_import.settings import load_canvas_settings
 
         try:
             canvas = load_canvas_settings()

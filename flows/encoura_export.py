@@ -19,16 +19,16 @@ from common import exit_codes
 from common.cli import run_cli
 from common.environ import patched_environ
 from common.errors import ConfigError
+from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
+from common.run_context import current_flow_run_id, finish_cli_run, report_state
 from destinations import Destination, DestinationUnavailable, open_destination
-from encoura_tasks.client import EncouraClient
-from encoura_tasks.export_steps import ExportOutcome, ExportRuntime, clean_delivered_staging
-from encoura_tasks.settings import PRODUCT_KEYS
-from encoura_tasks.tasks import deliver_export, list_and_record, login
-from flows.fan_out import MAX_WINDOW, fan_out
-from flows.reporting import Progress, outcome_rows, print_console_report, publish_export_report
-from flows.run_context import current_flow_run_id, finish_cli_run, report_state
-from flows.settings import load_export_settings
+from encoura_tasks.api.client import EncouraClient
+from encoura_tasks.api.settings import PRODUCT_KEYS
+from encoura_tasks.export.report import Progress, outcome_rows, print_console_report, publish_export_report
+from encoura_tasks.export.settings import load_export_settings
+from encoura_tasks.export.steps import ExportOutcome, ExportRuntime, clean_delivered_staging
+from encoura_tasks.export.tasks import deliver_export, list_and_record, login
 from ledger import ClaimOwner, Ledger
 from ledger.store import ALL_PRODUCTS
 
@@ -178,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @contextlib.contextmanager
 def sandbox_environment() -> Iterator[None]:
     """Start the built-in sandbox and point the flow at it; default to a local demo folder."""
-    from encoura_tasks.sandbox import SandboxServer
+    from sandbox.encoura import SandboxServer
 
     with SandboxServer(seed_samples=True) as sandbox:
         env = dict(sandbox.env())

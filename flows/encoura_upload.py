@@ -22,19 +22,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from common.cli import run_cli
 from common.environ import patched_environ
 from common.errors import gather_settings
+from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_text
+from common.run_context import current_flow_run_id, finish_cli_run, report_state
 from destinations import DestinationConfig
-from encoura_tasks.client import EncouraClient
-from encoura_tasks.settings import EncouraSettings, load_encoura_settings
-from encoura_tasks.upload_report import outcome_rows, print_upload_report, publish_upload_report, summary_line
-from encoura_tasks.upload_settings import UploadSettings, load_upload_settings
-from encoura_tasks.upload_source import UploadSource
-from encoura_tasks.upload_steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
-from encoura_tasks.upload_tasks import list_source, login, resume_upload, upload_file
-from flows.fan_out import MAX_WINDOW, fan_out
-from flows.reporting import Progress
-from flows.run_context import current_flow_run_id, finish_cli_run, report_state
-from flows.settings import RunSettings, load_run_settings
+from encoura_tasks.api.client import EncouraClient
+from encoura_tasks.api.settings import EncouraSettings, load_encoura_settings
+from encoura_tasks.export.report import Progress
+from encoura_tasks.export.settings import RunSettings, load_run_settings
+from encoura_tasks.upload.report import outcome_rows, print_upload_report, publish_upload_report, summary_line
+from encoura_tasks.upload.settings import UploadSettings, load_upload_settings
+from encoura_tasks.upload.source import UploadSource
+from encoura_tasks.upload.steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
+from encoura_tasks.upload.tasks import list_source, login, resume_upload, upload_file
 from ledger import ClaimOwner, Ledger
 
 UploadConfig = tuple[EncouraSettings, RunSettings, UploadSettings, DestinationConfig]
@@ -165,7 +165,7 @@ DEMO_FILES = {
 @contextlib.contextmanager
 def sandbox_environment() -> Iterator[None]:
     """Start the built-in sandbox and, unless UPLOAD_SOURCE is set, a fresh demo folder with three files."""
-    from encoura_tasks.sandbox import SandboxConfig, SandboxServer
+    from sandbox.encoura import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(upload_status_steps=1)) as sandbox:
         env = dict(sandbox.env())

@@ -14,7 +14,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 
-from encoura_tasks.sandbox import SandboxServer
+from sandbox.encoura import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

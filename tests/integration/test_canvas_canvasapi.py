@@ -9,7 +9,7 @@ import pytest
 from canvasapi import Canvas
 from canvasapi.exceptions import BadRequest, InvalidAccessToken
 
-from canvas_tasks.sandbox import CanvasSandbox
+from sandbox.canvas import CanvasSandbox
 
 
 @pytest.fixture

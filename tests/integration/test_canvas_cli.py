@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from canvas_tasks.sandbox import CanvasSandbox
 from common.cli import run_cli
 from flows.canvas_sis_import import main
+from sandbox.canvas import CanvasSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 

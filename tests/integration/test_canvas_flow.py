@@ -12,10 +12,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from canvas_tasks.models import Outcome
-from canvas_tasks.options import ImportOptions, build_options
-from canvas_tasks.sandbox import CanvasSandbox
+from canvas_tasks.api.models import Outcome
+from canvas_tasks.sis_import.options import ImportOptions, build_options
 from flows.canvas_sis_import import canvas_sis_import
+from sandbox.canvas import CanvasSandbox
 from tests.support.canvas_sandbox import FAST_POLL
 
 

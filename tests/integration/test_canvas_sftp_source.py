@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from canvas_tasks.sandbox import CanvasSandbox
 from common.errors import ConfigError
 from flows.canvas_sis_import import canvas_sis_import
+from sandbox.canvas import CanvasSandbox
 from tests.support.canvas_sandbox import FAST_POLL
 
 
@@ -32,7 +32,7 @@ def test_sftp_folder_is_zipped_and_submitted(
 def test_sftp_source_without_host_key_setting_is_refused(
     canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, sftp_server, monkeypatch, tmp_path: Path
 ) -> None:
-    from canvas_tasks.packaging import package_input
+    from canvas_tasks.sis_import.packaging import package_input
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts to fall back on
     monkeypatch.setenv("CANVAS_SOURCE_PASSWORD", sftp_server.password)

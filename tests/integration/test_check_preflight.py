@@ -12,11 +12,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from canvas_tasks.sandbox import CanvasSandbox
 from common import exit_codes
 from common.cli import run_cli
-from encoura_tasks.sandbox import SandboxServer
 from flows import check
+from sandbox.canvas import CanvasSandbox
+from sandbox.encoura import SandboxServer
 from tests.support.sftp_server import SFTPTestServer
 
 

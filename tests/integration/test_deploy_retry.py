@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxServer
 from tests.integration.deploy_helpers import (
     REPO_ROOT,
     RUN_EXPORT_PRINT_ID,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from prefect.blocks.system import Secret
 
-from encoura_tasks.sandbox import SandboxServer
 from flows.serve import EXTRA_LOGGERS
+from sandbox.encoura import SandboxServer
 from tests.integration.deploy_helpers import (
     RUN_EXPORT_PRINT_ID,
     export_env,

@@ -13,7 +13,7 @@ from prefect import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
-from encoura_tasks.sandbox import SandboxServer
+from sandbox.encoura import SandboxServer
 from tests.integration.deploy_helpers import (
     REPO_ROOT,
     export_env,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from prefect.deployments import run_deployment
 
-from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxServer
 from tests.integration.deploy_helpers import (
     REPO_ROOT,
     export_env,

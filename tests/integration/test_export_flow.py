@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxServer
 from tests.support.export_helpers import (
     files_under,
     local_destination_env,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.sandbox import SandboxConfig, SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxConfig, SandboxServer
 from tests.integration.deploy_helpers import REPO_ROOT, export_env
 
 EXPORTS = 6

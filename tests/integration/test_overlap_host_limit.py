@@ -12,8 +12,8 @@ from prefect import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from common import host_limits
-from encoura_tasks.sandbox import SandboxServer
 from flows.encoura_export import encoura_export
+from sandbox.encoura import SandboxServer
 from tests.support.sftp_server import SFTPTestServer
 
 

@@ -12,7 +12,7 @@ import sys
 import httpx
 
 from common import exit_codes
-from encoura_tasks.sandbox import SANDBOX_CREDENTIALS, SandboxServer
+from sandbox.encoura import SANDBOX_CREDENTIALS, SandboxServer
 from tests.support.encoura_sandbox import sandbox_client
 
 
@@ -110,7 +110,7 @@ def test_env_points_flows_at_the_sandbox(encoura_sandbox: SandboxServer) -> None
 
 def test_standalone_server_prints_how_to_use_it_and_stops_on_ctrl_c() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "encoura_tasks.sandbox", "--port", "0"],
+        [sys.executable, "-m", "sandbox.encoura", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,7 +143,7 @@ def test_standalone_server_on_a_busy_port_is_a_config_error() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "encoura_tasks.sandbox", "--port", str(port)],
+            [sys.executable, "-m", "sandbox.encoura", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=30,

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from encoura_tasks.sandbox import SANDBOX_CREDENTIALS, SandboxConfig, SandboxServer
+from sandbox.encoura import SANDBOX_CREDENTIALS, SandboxConfig, SandboxServer
 from tests.support.encoura_sandbox import sandbox_client
 
 CREDS = SANDBOX_CREDENTIALS

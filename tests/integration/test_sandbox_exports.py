@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from encoura_tasks.sandbox import SandboxServer
+from sandbox.encoura import SandboxServer
 from tests.support.encoura_sandbox import sandbox_client
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from encoura_tasks.sandbox import SandboxConfig, SandboxServer
+from sandbox.encoura import SandboxConfig, SandboxServer
 from tests.support.encoura_sandbox import sandbox_client
 
 CALLS = 300

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 import requests
 
-from encoura_tasks.sandbox import SandboxServer
+from sandbox.encoura import SandboxServer
 
 
 @pytest.mark.parametrize("scheme", ["JWT", "Bearer"])  # the sample moved from JWT to Bearer in 2025

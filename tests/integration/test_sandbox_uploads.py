@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from encoura_tasks.sandbox import SandboxConfig, SandboxServer
+from sandbox.encoura import SandboxConfig, SandboxServer
 from tests.support.encoura_sandbox import sandbox_client
 
 Ticket = dict[str, Any]

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from common import exit_codes
-from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxServer
 
 CSV = b'StudentID,FirstName,LastName,ZIP\n000123,Ana,Lopez,"01234"\n000124,"Kim, Jr.",Park,"02139"\n'
 

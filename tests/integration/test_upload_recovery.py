@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from common import exit_codes
-from encoura_tasks.sandbox import SandboxServer
 from ledger import ClaimOwner, Ledger
+from sandbox.encoura import SandboxServer
 from tests.integration.test_upload_flow import CSV, Source, run, sandbox, source, upload_env
 
 __all__ = ["sandbox", "source"]  # fixtures shared with test_upload_flow.py

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.sandbox import SandboxServer
+from sandbox.encoura import SandboxServer
 from tests.reliability.harness import DirView, Rig, Zygote, local_env, sftp_env
 from tests.support.fault_proxy import FaultProxy
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from encoura_tasks.sandbox import SandboxServer
 from ledger import Ledger
+from sandbox.encoura import SandboxServer
 
 REPO = Path(__file__).resolve().parents[2]
 TEMP_PREFIX = ".encoura-slate."

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.sandbox.config import API_ENDPOINTS
+from sandbox.encoura.config import API_ENDPOINTS
 from tests.reliability.harness import (
     FinalNameWatcher,
     Rig,

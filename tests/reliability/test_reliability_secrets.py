@@ -133,7 +133,7 @@ def test_a_full_run_leaks_no_credential_anywhere(rig: Rig, sftp_server, s3_serve
 
 
 def test_settings_reprs_mask_secrets(rig: Rig, sftp_server, s3_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from flows.settings import load_export_settings
+    from encoura_tasks.export.settings import load_export_settings
 
     key = tmp_path / "id_slate"
     key.write_bytes(sftp_server.encrypted_client_key_path.read_bytes())

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from canvas_tasks.sandbox import CanvasSandbox
-from canvas_tasks.sandbox.samples import demo_folder
+from sandbox.canvas import CanvasSandbox
+from sandbox.canvas.samples import demo_folder
 
 FAST_POLL = 0.05
 

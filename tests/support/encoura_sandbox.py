@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from encoura_tasks.sandbox import SandboxConfig, SandboxServer
+from sandbox.encoura import SandboxConfig, SandboxServer
 
 
 @pytest.fixture

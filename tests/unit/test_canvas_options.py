@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canvas_tasks.options import ImportOptions, build_options
+from canvas_tasks.sis_import.options import ImportOptions, build_options
 from common.errors import ConfigError
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from canvas_tasks.csv_kinds import kind_of, parse_header
-from canvas_tasks.packaging import detect_content, package_input
+from canvas_tasks.sis_import.csv_kinds import kind_of, parse_header
+from canvas_tasks.sis_import.packaging import detect_content, package_input
 from common.errors import ConfigError
 
 USERS = b"user_id,login_id,first_name,last_name,status\nU1,a,A,B,active\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from canvas_tasks.sandbox.multipart import MultipartError, parse_multipart
+from sandbox.canvas.multipart import MultipartError, parse_multipart
 
 
 def test_round_trip_of_an_httpx_upload_keeps_bytes_exact() -> None:

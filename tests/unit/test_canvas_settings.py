@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from canvas_tasks.auth import CanvasTokenAuth
-from canvas_tasks.client import CanvasSisClient
-from canvas_tasks.settings import load_canvas_settings
+from canvas_tasks.api.auth import CanvasTokenAuth
+from canvas_tasks.api.client import CanvasSisClient
+from canvas_tasks.sis_import.settings import load_canvas_settings
 from common.errors import ConfigError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from canvas_tasks.submissions import SubmissionStore, submission_key
+from canvas_tasks.sis_import.submissions import SubmissionStore, submission_key
 
 
 def test_key_changes_with_any_part() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from canvas_tasks.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
+from canvas_tasks.api.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

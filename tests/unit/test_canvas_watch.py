@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from canvas_tasks.models import SisImport
-from canvas_tasks.watch import describe_progress, outcome_for, watch_until_done
+from canvas_tasks.api.models import SisImport
+from canvas_tasks.sis_import.watch import describe_progress, outcome_for, watch_until_done
 
 
 def imp(state: str, progress: float = 0, **extra: object) -> SisImport:

@@ -4,7 +4,7 @@ import time
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.fan_out import fan_out
+from common.fan_out import fan_out
 
 lock = threading.Lock()
 state = {"now": 0, "peak": 0}

@@ -1,6 +1,7 @@
 import pytest
 
-from encoura_tasks.naming import MAX_NAME_BYTES, fallback_stem, sanitize_filename, source_name_from_url, unique_variant
+from encoura_tasks.api.models import source_name_from_url
+from encoura_tasks.export.naming import MAX_NAME_BYTES, fallback_stem, sanitize_filename, unique_variant
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from flows.settings import load_export_settings
+from encoura_tasks.export.settings import load_export_settings
 
 ENV_PREFIXES = ("ENCOURA_", "DESTINATIONS__", "STATE_DIR", "LEDGER_URL")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from encoura_tasks.upload_settings import load_upload_settings, split_source
-from encoura_tasks.upload_steps import poll_wait
+from encoura_tasks.upload.settings import load_upload_settings, split_source
+from encoura_tasks.upload.steps import poll_wait
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.upload_settings import load_upload_settings
-from encoura_tasks.upload_source import UploadSource
+from encoura_tasks.upload.settings import load_upload_settings
+from encoura_tasks.upload.source import UploadSource
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from encoura_tasks.upload_source import candidate_names
-from encoura_tasks.upload_steps import select_orphans, settled
+from encoura_tasks.upload.source import candidate_names
+from encoura_tasks.upload.steps import select_orphans, settled
 from ledger import UploadRow
 
 FOLDER = "sftp://slate@h:22/outgoing"

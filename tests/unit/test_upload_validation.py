@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from encoura_tasks.upload_validation import validate_upload_file
+from encoura_tasks.upload.validation import validate_upload_file
 
 GOOD = b'StudentID,FirstName,ZIP\n000123,Ana,"01234"\n000124,"Kim, Jr.","02139"\n'
 

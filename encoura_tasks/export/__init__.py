@@ -1,0 +1,2 @@
+"""The export job: Encoura exports -> destinations, exactly once (naming, plain-function steps, Prefect tasks,
+the run settings and the report)."""

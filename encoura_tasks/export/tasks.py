@@ -1,0 +1,177 @@
+"""Prefect tasks for the Encoura export: log in, list (and record at once), deliver one export.
+
+Tasks take ids plus the run's `ExportRuntime` (an opaque object, never hashed: NO_CACHE) and
+rely on the ledger, not on Prefect result persistence, for idempotency; so a flow retried from
+the UI re-runs them safely and finishes only what is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from common.errors import ConfigError
+from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
+from encoura_tasks.export import steps as export_steps
+from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
+
+
+@dataclass
+class ListingOutcome:
+    product_key: str
+    new_uids: list[str] = field(default_factory=list)
+    listed: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _retry_transient(task: object, task_run: object, state: object) -> bool:
+    """Prefect retry condition: only what a fresh attempt (and a fresh one-time URL) can fix."""
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except (EncouraAuthError, ExportRejected, ConfigError):
+        return False
+    except (DownloadError, EncouraResponseError, EncouraError, OSError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@dataclass
+class LoginOutcome:
+    organizations: list[str] = field(default_factory=list)
+    error: str | None = None  # a user-fixable problem (credentials, organization choice)
+
+
+@task(name="encoura-login", cache_policy=NO_CACHE)
+def login(rt: ExportRuntime) -> LoginOutcome:
+    """Log in once up front: wrong credentials stop the run with one clear error and one attempt.
+
+    A refused login is an outcome, not a crash: it is reported without a traceback, since the fix
+    is in the settings, not in the code.
+    """
+    try:
+        orgs = rt.client.login()
+    except (EncouraAuthError, ConfigError) as exc:
+        message = exc.render() if isinstance(exc, ConfigError) else f"Encoura login failed: {exc}"
+        get_run_logger().error("%s", message)
+        return LoginOutcome(error=message)
+    org = rt.client.auth.organization
+    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
+    return LoginOutcome(organizations=[o.uid for o in orgs])
+
+
+def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:
+    """An earlier run died between Encoura's answer and our insert: those exports now show as
+    Delivered. Record the ones we never saw, limited to exports created since we started listing."""
+    first = rt.ledger.first_listing_at()
+    cutoff = (first - timedelta(days=1)) if first else None
+    result = rt.client.list_exports(product_key or None, status="Delivered")
+    wanted: list[tuple[str, str]] = []
+    for export in result.exports:
+        created = export.created_ms()
+        if cutoff is not None and created is not None and created < cutoff.timestamp() * 1000:
+            continue
+        wanted.append((export.uid, export.product_key or product_key))
+    return rt.ledger.record_listed(wanted)
+
+
+@task(name="list-exports", cache_policy=NO_CACHE)
+def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
+    """List NotDelivered exports and record them in the same breath: listing consumes them.
+
+    `product_key` "" (ALL_PRODUCTS) lists every product in one call, which is what a run configured
+    for all products does: one round trip instead of eight.
+    """
+    logger = get_run_logger()
+    what = product_key or "all products"
+    outcome = ListingOutcome(product_key=product_key)
+    try:
+        # Recover only AFTER our own NotDelivered listing: a killed run's request may still be in
+        # flight at Encoura. If it consumes an export before our listing, the export shows up as
+        # Delivered in the recovery listing below; if not, our own listing consumes it. Recovering
+        # first would leave a window in which neither listing sees it.
+        interrupted = rt.ledger.interrupted_listing(product_key)
+        journal = rt.ledger.listing_started(product_key)
+        try:
+            result = rt.client.list_exports(product_key or None, status="NotDelivered")
+        except EncouraResponseError:
+            raise  # the answer may have consumed exports: leave the journal open for recovery
+        except EncouraError:
+            # An error status consumed nothing; an older interrupted listing is still unrecovered.
+            rt.ledger.listing_finished(journal, recovered_older=False)
+            raise
+        outcome.new_uids.extend(
+            rt.ledger.record_listed([(e.uid, e.product_key or product_key) for e in result.exports])
+        )
+        if interrupted or result.uncertain:
+            # Exports consumed by an answer we never recorded (a killed run, or a retried attempt
+            # whose answer was lost) now show as Delivered.
+            recovered = _recover_interrupted(rt, product_key)
+            if recovered:
+                why = "an interrupted run" if interrupted else "an unanswered listing"
+                logger.warning("Recovered %d %s export(s) listed by %s", len(recovered), what, why)
+            outcome.new_uids.extend(recovered)
+        rt.ledger.listing_finished(journal)
+    except EncouraAuthError:
+        raise
+    except EncouraError as exc:
+        outcome.error = str(exc)
+        logger.error("%s", exc)
+        return outcome
+    outcome.listed = len(result.exports)
+    outcome.problems = result.problems
+    for problem in result.problems:
+        logger.error("%s", problem)
+    logger.info("%s: %d new export(s) listed", what, outcome.listed)
+    return outcome
+
+
+@task(name="deliver-export", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient, task_run_name="deliver-{uid}")
+def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
+    """Stage one export (fresh URL, bounded-memory download) and publish it to every destination."""
+    logger = get_run_logger()
+    row = rt.ledger.get_export(uid)
+    outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
+    if not rt.ledger.claim_export(uid, rt.owner):
+        outcome.status = "skipped"
+        outcome.error = "another run is delivering this export right now"
+        logger.info("Export %s is being delivered by another run; leaving it to that run", uid)
+        return outcome
+    try:
+        row = rt.ledger.get_export(uid)  # re-read under the claim: another run may have finished it meanwhile
+        if row is None or row.status not in ("listed", "staged"):
+            outcome.status = "skipped"
+            outcome.error = f"already {row.status if row else 'gone'} (another run finished it)"
+            logger.info("Export %s was finished by another run meanwhile; nothing to do", uid)
+            return outcome
+        try:
+            row = export_steps.stage(rt, uid)
+        except ExportRejected as exc:
+            outcome.status, outcome.error = "rejected", str(exc)
+            logger.error("%s", exc)
+            return outcome
+        except EncouraError as exc:
+            rt.ledger.mark_export_error(uid, str(exc))
+            raise
+        outcome.file_name, outcome.size, outcome.sha256 = row.file_name or "", row.size, row.sha256
+        receipts, failures = export_steps.publish_everywhere(rt, row)
+        for name, receipt in receipts.items():
+            outcome.deliveries[name] = receipt.final_path
+        for name, error in failures.items():
+            outcome.deliveries[name] = f"FAILED: {error}"
+        if export_steps.finalize(rt, row):
+            outcome.status = "delivered"
+            for delivery in rt.ledger.deliveries_for(uid):
+                outcome.deliveries.setdefault(delivery.destination, delivery.final_path or "")
+        else:
+            outcome.status = "failed"
+            outcome.error = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())) or "not delivered everywhere"
+        return outcome
+    finally:
+        rt.ledger.release_export(uid, rt.owner)

@@ -1,0 +1,80 @@
+"""The upload run's report: a table artifact, a markdown summary, and the console lines.
+
+Only file names (relative to the source folder), sizes, Encoura file ids, statuses and error texts
+appear: no URLs with credentials, no presigned fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+
+from common.redaction import redact_text
+from encoura_tasks.upload.steps import UploadOutcome
+
+
+def outcome_rows(outcomes: Sequence[UploadOutcome]) -> list[dict[str, str]]:
+    return [
+        {
+            "file": o.file,
+            "bytes": "" if o.size is None else str(o.size),
+            "encoura_file_id": o.encoura_file_id or "",
+            "status": o.status,
+            "encoura_status": o.encoura_status or "",
+            "moved_to": o.moved_to or "",
+            "error": redact_text(o.error or ""),
+            "sha256": o.sha256 or "",
+        }
+        for o in outcomes
+    ]
+
+
+def summary_line(outcomes: Sequence[UploadOutcome], *, dry_run: bool) -> str:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())] or ["no files"]
+    return ", ".join(parts) + (" (dry run: nothing sent or moved)" if dry_run else "")
+
+
+def publish_upload_report(outcomes: Sequence[UploadOutcome], *, source: str, dry_run: bool) -> str:
+    """Create the table + markdown artifacts (inside a flow run); return the markdown."""
+    problems = [o for o in outcomes if o.is_problem]
+    lines = [
+        f"# Encoura upload {'(dry run) ' if dry_run else ''}summary",
+        "",
+        f"- source: `{source}`",
+        f"- files handled: {len(outcomes)}",
+        f"- processed by Encoura and archived: {sum(o.status == 'done' for o in outcomes)}",
+        f"- need attention: {len(problems)}",
+        "",
+        summary_line(outcomes, dry_run=dry_run),
+    ]
+    if problems:
+        lines += ["", "## Needs attention", ""]
+        lines += [f"- `{o.file}` **{o.status}**: {redact_text(o.error or '')}" for o in problems]
+    markdown = "\n".join(lines)
+    if FlowRunContext.get() is not None:
+        create_table_artifact(
+            table=outcome_rows(outcomes),
+            key="encoura-upload-files",
+            description="Every file this run handled: size, Encoura file id, final status, error.",
+        )
+        create_markdown_artifact(markdown=markdown, key="encoura-upload-summary", description="Run summary")
+    return markdown
+
+
+def print_upload_report(report: dict) -> None:
+    rows = report.get("files", [])
+    if not rows:
+        print("No files to upload.")
+    for row in rows:
+        ident = row["encoura_file_id"] or "-"
+        print(f"[{row['status']:>16}] {row['file']}  {row['bytes'] or '-'} bytes  Encoura file id {ident}")
+        if row["moved_to"]:
+            print(f"                   -> {row['moved_to']}")
+        if row["error"]:
+            print(f"                   !! {row['error']}")
+    print(report.get("summary_line", ""))

@@ -1,0 +1,98 @@
+"""Prefect tasks for the Encoura upload: log in, list the source, one task per file, resume orphans.
+
+Idempotency lives in the ledger, not in Prefect's result cache (NO_CACHE): a task retry re-enters
+`upload_steps.drive`, which reads the ledger first, so a retry after the record was created or the
+bytes were sent never sends them again. Transport-level retries (429/5xx, connection errors) are
+already inside the httpx client; task retries cover what a fresh attempt can fix on top of that.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import httpx
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from common.errors import ConfigError
+from destinations import HostKeyError, PublishError
+from encoura_tasks.api.errors import EncouraAuthError, EncouraError
+from encoura_tasks.upload import steps as upload_steps
+from encoura_tasks.upload.source import SourceFile, UploadSourceError
+from encoura_tasks.upload.steps import PROGRESS_CHAIN, UploadOutcome, UploadRuntime
+from ledger import UploadRow
+
+
+def _retry_transient(task: object, task_run: object, state: object) -> bool:
+    """Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials."""
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except (EncouraAuthError, ConfigError, HostKeyError):
+        return False
+    except (EncouraError, UploadSourceError, PublishError, httpx.HTTPError, OSError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+class StatusProgress:
+    """A progress artifact per file that follows Encoura's status chain while we poll."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.artifact_id: UUID | None = None
+
+    def __call__(self, status: str) -> None:
+        try:
+            step = PROGRESS_CHAIN.index(status)
+            progress = 100.0 * step / (len(PROGRESS_CHAIN) - 1)
+        except ValueError:
+            progress = 100.0  # failure / canceled / mapping: nothing more will happen this run
+        description = f"{self.name}: Encoura status {status}"
+        try:
+            if self.artifact_id is None:
+                self.artifact_id = create_progress_artifact(progress=progress, description=description)
+            else:
+                update_progress_artifact(self.artifact_id, progress=progress, description=description)
+        except Exception as exc:  # a report must never break an upload
+            get_run_logger().debug("progress artifact not updated: %s", type(exc).__name__)
+
+
+@task(name="encoura-login", cache_policy=NO_CACHE)
+def login(rt: UploadRuntime) -> str | None:
+    """Log in once up front: wrong credentials stop the run with one clear error before any file moves."""
+    rt.api.login()
+    org = rt.api.auth.organization
+    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
+    return org.uid if org else None
+
+
+@task(name="list-upload-source", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=_retry_transient)
+def list_source(rt: UploadRuntime) -> list[SourceFile]:
+    files = rt.source.list_files()
+    get_run_logger().info("%d file(s) match %s", len(files), rt.source.describe())
+    return files
+
+
+@task(name="upload-file", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient,
+      task_run_name="upload-{item.relative}")
+def upload_file(rt: UploadRuntime, item: SourceFile) -> UploadOutcome:
+    """Stage, validate, send once, poll, then archive / move to failed/ / report: one file, start to end."""
+    outcome = upload_steps.process_file(rt, item, on_status=StatusProgress(item.relative))
+    log = get_run_logger()
+    if outcome.is_problem:
+        log.error("%s: %s%s", item.relative, outcome.status, f" ({outcome.error})" if outcome.error else "")
+    else:
+        log.info("%s: %s", item.relative, outcome.status)
+    return outcome
+
+
+@task(name="resume-upload", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient,
+      task_run_name="resume-{row.name}")
+def resume_upload(rt: UploadRuntime, row: UploadRow) -> UploadOutcome:
+    """An upload sent by an earlier run whose file is no longer in the source: finish checking it."""
+    return upload_steps.resume_orphan(rt, row, on_status=StatusProgress(row.name))
