@@ -27,14 +27,7 @@ SANDBOX_CREDENTIALS: Mapping[str, str] = MappingProxyType(
 # The Data Lab product keys the emulator serves (Encoura's API docs). Kept here rather than imported
 # from the client, so a client-side typo in the list cannot be hidden by the emulator agreeing with it.
 PRODUCT_KEYS = (
-    "aos",
-    "prospect",
-    "affinity",
-    "ematch",
-    "score-reporter",
-    "declared",
-    "inquiry",
-    "enrollment-marketing",
+    "aos", "prospect", "affinity", "ematch", "score-reporter", "declared", "inquiry", "enrollment-marketing",
 )
 API_ENDPOINTS = ("login", "refresh_token", "list_exports", "download_url", "upload_create", "file_status")
 
