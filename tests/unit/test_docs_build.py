@@ -38,7 +38,7 @@ _SETTING_WORD = re.compile(
     r"|STATE_DIR|LEDGER_URL|MAX_PARALLEL_FILES|TASK_RETRIES|TASK_RETRY_DELAY_SECONDS|CLAIM_TTL_SECONDS"
     r"|LOG_FILE|LOG_LEVEL)\b"
 )
-_PYTHON_M = re.compile(r"python -m ([A-Za-z_][\w.]*)")
+_PYTHON_M = re.compile(r"python -m ([A-Za-z_]\w*(?:\.\w+)*)")
 
 
 def _doc_texts() -> dict[str, str]:
@@ -108,7 +108,11 @@ def test_every_documented_python_module_exists() -> None:
         for module in sorted(set(_PYTHON_M.findall(text))):
             if module in PENDING_MODULES or module in {"pip", "venv"}:
                 continue
-            if importlib.util.find_spec(module) is None:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:  # a parent package that does not exist
+                found = False
+            if not found:
                 missing.append(f"{page}: python -m {module}")
     assert not missing, "documented but not importable:\n" + "\n".join(missing)
 
@@ -158,3 +162,11 @@ def test_slate_mask_examples_follow_technolutions_rule(mask: str) -> None:
     ok = [part for part in (prefix, suffix_word) if part and re.fullmatch(r"[A-Za-z0-9_]+", part)]
     assert ok, f"mask {mask!r} needs a prefix or suffix of letters, digits and underscores only"
     assert "-" not in prefix and "-" not in suffix, mask
+
+
+def test_the_module_check_catches_a_made_up_module() -> None:
+    assert _PYTHON_M.findall("run `python -m flows.no_such_flow --dry-run`, or python -m flows...") == [
+        "flows.no_such_flow",
+        "flows",
+    ]
+    assert importlib.util.find_spec("flows.no_such_flow") is None
