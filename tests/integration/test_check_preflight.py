@@ -66,6 +66,7 @@ def test_everything_reachable_exits_0(
         clean_env.setenv(key, value)
     (sftp_server.root / "incoming").mkdir()
     _sftp(clean_env, "SLATE", sftp_server, "/incoming")
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     outgoing = tmp_path / "outgoing"
     outgoing.mkdir()
@@ -103,7 +104,7 @@ def test_wrong_host_key_wrong_password_unwritable_folder_each_reported_with_its_
 
     code, out = _run(capsys)
 
-    assert code == exit_codes.WORK_FAILED, out
+    assert code == exit_codes.CONFIG_ERROR, out
     assert sum("  FAILED  " in line for line in out.splitlines()) == 3, out
     assert "OK" in _row(out, "Destination good")
     wrong_key = _row(out, "Destination wrongkey")
@@ -126,9 +127,10 @@ def test_wrong_encoura_password_and_canvas_token(
     for key, value in encoura_sandbox.env().items():
         clean_env.setenv(key, value)
     clean_env.setenv("ENCOURA_PASSWORD", "wrong-password-123")
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     code, out = _run(capsys)
-    assert code == exit_codes.WORK_FAILED
+    assert code == exit_codes.CONFIG_ERROR
     encoura = _row(out, "Encoura login")
     assert "FAILED" in encoura and "ENCOURA_PASSWORD" in encoura
     assert "wrong-password-123" not in out
@@ -156,6 +158,7 @@ def test_canvas_token_checked_when_configured(
 ) -> None:
     for key, value in encoura_sandbox.env().items():
         clean_env.setenv(key, value)
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     clean_env.setenv("CANVAS_BASE_URL", canvas_sandbox.base_url)
     clean_env.setenv("CANVAS_ACCOUNT_ID", canvas_sandbox.account_id)
@@ -166,7 +169,7 @@ def test_canvas_token_checked_when_configured(
 
     clean_env.setenv("CANVAS_ACCESS_TOKEN", "expired-token-xyz")
     code, out = _run(capsys)
-    assert code == exit_codes.WORK_FAILED
+    assert code == exit_codes.CONFIG_ERROR
     canvas = _row(out, "Canvas token")
     assert "FAILED" in canvas and "CANVAS_ACCESS_TOKEN" in canvas
     assert "expired-token-xyz" not in out and canvas_sandbox.token not in out
