@@ -220,3 +220,11 @@ class SlateSFTPFileSystem(SSHFileSystem):
                 await sftp.remove(claim)
 
     rename_noreplace = sync_wrapper(_rename_noreplace)
+
+    async def _rmdir_empty(self, path: str) -> None:
+        async with self.channel_pool.get() as sftp:
+            await sftp.rmdir(path)
+
+    # fsspec's AbstractFileSystem.rmdir is a silent no-op and sshfs does not wrap its own: remove an
+    # empty folder for real (the preflight removes its probe subfolder with it).
+    rmdir = sync_wrapper(_rmdir_empty)

@@ -20,9 +20,8 @@ from canvas_tasks.sis_import.settings import source_config
 from common.errors import ConfigError
 from common.hashing import file_hexdigest
 from common.redaction import redact_url
-from destinations import PublishError
+from destinations import PublishError, uses_sftp
 from destinations import filesystem_for as destination_filesystem
-from destinations import uses_sftp
 
 CONTENT_TYPES = {"zip": "application/zip", "csv": "text/csv", "xml": "text/xml"}
 _IGNORED = re.compile(r"^(\..*|__macosx|desktop\.ini|thumbs\.db)$", re.IGNORECASE)

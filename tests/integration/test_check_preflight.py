@@ -173,3 +173,63 @@ def test_canvas_token_checked_when_configured(
     canvas = _row(out, "Canvas token")
     assert "FAILED" in canvas and "CANVAS_ACCESS_TOKEN" in canvas
     assert "expired-token-xyz" not in out and canvas_sandbox.token not in out
+
+
+def test_whole_publish_path_rename_rights_missing_root_and_host_key_shown(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    make_sftp_server: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    good = make_sftp_server()  # type: ignore[operator]
+    norename = make_sftp_server(deny_rename=True)  # type: ignore[operator]
+    for server in (good, norename):
+        (server.root / "incoming").mkdir()
+    _sftp(clean_env, "GOOD", good, "/incoming")
+    clean_env.setenv("DESTINATIONS__GOOD__PATH_TEMPLATE", "{product_key}/{filename}")
+    _sftp(clean_env, "NORENAME", norename, "/incoming")
+    _sftp(clean_env, "TYPO", good, "/incoming/Encora")
+
+    code, out = _run(capsys)
+
+    assert code == exit_codes.CONFIG_ERROR, out
+    ok = _row(out, "Destination good")
+    assert "OK" in ok and "renamed it" in ok and "made a subfolder" in ok, out
+    key = asyncssh.import_public_key(good.host_key_line)
+    assert good.host_key_line in ok and key.get_fingerprint("sha256") in ok and key.get_fingerprint("md5") in ok
+    assert list((good.root / "incoming").iterdir()) == [], "probe file, temp and subfolder removed"
+    no_rename = _row(out, "Destination norename")
+    assert "FAILED" in no_rename and "rename" in no_rename and "rename rights" in no_rename, out
+    assert list((norename.root / "incoming").iterdir()) == [], "the temp is removed even when rename fails"
+    typo = _row(out, "Destination typo")
+    assert "FAILED" in typo and "/incoming/Encora" in typo and good.host in typo, out
+    assert not (good.root / "incoming" / "Encora").exists()
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("algo", ["sha256", "md5"])
+def test_host_key_pinned_by_fingerprint_right_and_wrong(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    sftp_server: SFTPTestServer,
+    capsys: pytest.CaptureFixture[str],
+    algo: str,
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    (sftp_server.root / "incoming").mkdir()
+    right = asyncssh.import_public_key(sftp_server.host_key_line).get_fingerprint(algo)
+    wrong = asyncssh.generate_private_key("ssh-ed25519").get_fingerprint(algo)
+    _sftp(clean_env, "RIGHT", sftp_server, "/incoming", host_key=right)
+    _sftp(clean_env, "WRONG", sftp_server, "/incoming", host_key=wrong)
+
+    code, out = _run(capsys)
+
+    assert code == exit_codes.CONFIG_ERROR, out
+    assert "OK" in _row(out, "Destination right"), out
+    wrong_row = _row(out, "Destination wrong")
+    assert "FAILED" in wrong_row and "not trusted" in wrong_row and "DESTINATIONS__WRONG__HOST_KEY" in wrong_row
+    seen = asyncssh.import_public_key(sftp_server.host_key_line).get_fingerprint("sha256")
+    assert seen in wrong_row

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from fsspec.asyn import sync
 import pytest
+from fsspec.asyn import sync
 from fsspec.callbacks import Callback
 
 from destinations import (

@@ -2,7 +2,8 @@
 
 Slate's server is what we imitate: SFTP only (no shell), a chroot-like root, host key pinned by
 clients, password or public-key logins. Knobs for the failure cases tests need:
-`posix_rename=False` (server without the posix-rename@openssh.com extension), `deny_write=[...]`
+`posix_rename=False` (server without the posix-rename@openssh.com extension), `plain_rename=False`
+(plain SFTP rename unsupported), `deny_rename=True` (an account without rename rights), `deny_write=[...]`
 (permission denied under some folders; tests run as root so chmod would not stop writes), and
 `drop_connections()` (abort every live connection, e.g. from an upload callback mid-file).
 
@@ -86,6 +87,8 @@ class SFTPTestServer:
     password: str = "correct horse battery staple"
     key_passphrase: str = "open sesame"
     posix_rename: bool = True
+    plain_rename: bool = True  # False: SSH_FXP_RENAME answers "unsupported" (only posix-rename works)
+    deny_rename: bool = False  # True: an account that may write but not rename (both renames refused)
     deny_write: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
@@ -216,6 +219,10 @@ class _SFTPServer(asyncssh.SFTPServer):
         return super().remove(path)
 
     def rename(self, oldpath: bytes, newpath: bytes) -> Any:
+        if self._owner.deny_rename:
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
+        if not self._owner.plain_rename:
+            raise asyncssh.SFTPOpUnsupported("rename not supported")
         self._check_write(oldpath)
         self._check_write(newpath)
         return super().rename(oldpath, newpath)
@@ -223,6 +230,8 @@ class _SFTPServer(asyncssh.SFTPServer):
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> Any:
         if not self.advertise_posix_rename:
             raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+        if self._owner.deny_rename:
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
         self._check_write(oldpath)
         self._check_write(newpath)
         return super().posix_rename(oldpath, newpath)
