@@ -10,7 +10,10 @@ Public API (see doc-notes/destinations.md): `DestinationConfig`, `open_destinati
 `PathContext`, `render_path`, `validate_template`.
 """
 
+from pathlib import Path
+
 import fsspec
+from fsspec.callbacks import Callback
 
 from destinations.base import (
     DEFAULT_SWEEP_GRACE_SECONDS,

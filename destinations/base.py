@@ -67,8 +67,14 @@ class Destination:
         sha256: str,
         size: int,
         callback: Callback | None = None,
+        first_attempt: bool = False,
     ) -> Receipt:
-        """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename."""
+        """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename.
+
+        `first_attempt=True` (the ledger knows this file was never published here) skips the stat of
+        the final name before uploading: one SFTP round trip less per file. It is safe either way,
+        since the rename never replaces and a taken name is then compared as usual.
+        """
         self._check_relative(relative_path)
         # A cap per SFTP host across all runs (a Prefect global concurrency limit, when one exists),
         # then this run's own cap per destination.
@@ -76,7 +82,13 @@ class Destination:
             return self._guard(
                 relative_path,
                 lambda: operations.publish_file(
-                    self, Path(local_path), relative_path, sha256=sha256, size=size, callback=callback
+                    self,
+                    Path(local_path),
+                    relative_path,
+                    sha256=sha256,
+                    size=size,
+                    callback=callback,
+                    first_attempt=first_attempt,
                 ),
             )
 

@@ -129,12 +129,14 @@ def publish_file(
     sha256: str,
     size: int,
     callback: Callback | None = None,
+    first_attempt: bool = False,
 ) -> Receipt:
     _check_local(dest, local_path, relative_path, size)
     final = dest.full_path(relative_path)
-    existing = dest.size_of(final)
-    if existing is not None:
-        return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    if not first_attempt:  # a retry may find its own earlier delivery: compare before uploading again
+        existing = dest.size_of(final)
+        if existing is not None:
+            return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
     parent = parent_of(final)
     if parent:
         # Folders from PATH_TEMPLATE. The root itself must exist: flows call `check_root` (or

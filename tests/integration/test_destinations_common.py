@@ -267,3 +267,31 @@ def test_receipt_and_errors_never_contain_secrets(target: Target, tmp_path: Path
     for secret in ("correct horse", "testing-secret-key"):
         assert secret not in text
     assert os.path.basename(receipt.final_path) == "a.csv"
+
+
+def test_first_attempt_skips_the_pre_upload_stat_and_stays_exactly_once(target: Target, tmp_path: Path) -> None:
+    local, sha, size = _staged(tmp_path, "a.csv", b"abc")
+    other, sha2, size2 = _staged(tmp_path, "b.csv", b"abd")
+    with target.open() as dest:
+        events: list[str] = []
+        real_size_of, real_put = dest.size_of, dest.put
+
+        def counting_size_of(path: str) -> int | None:
+            events.append(f"stat {path}")
+            return real_size_of(path)
+
+        def recording_put(local_path: Path, path: str, **kwargs: Any) -> None:
+            events.append("put")
+            real_put(local_path, path, **kwargs)
+
+        dest.size_of = counting_size_of  # type: ignore[method-assign]
+        dest.put = recording_put  # type: ignore[method-assign]
+        first = dest.publish(local, "a.csv", sha256=sha, size=size, first_attempt=True)
+        assert not first.already_present
+        assert events[0] == "put", f"no stat before the upload on a first attempt: {events}"
+        # Told "first attempt" although the name is taken: the never-replacing step still decides.
+        again = dest.publish(local, "a.csv", sha256=sha, size=size, first_attempt=True)
+        assert again.already_present
+        with pytest.raises(PublishError, match="exists with different content"):
+            dest.publish(other, "a.csv", sha256=sha2, size=size2, first_attempt=True)
+    assert target.files() == {"a.csv": b"abc"}

@@ -77,7 +77,8 @@ def test_every_url_form_refuses_to_connect_without_host_keys(sftp_server: SFTPTe
             with fsspec.open(sftp_server.url("/x.csv"), password=sftp_server.password) as fh:
                 fh.read()
         else:
-            with fsspec.open(f"simplecache::{sftp_server.url('/x.csv')}", sftp={"password": sftp_server.password}) as fh:
+            chained = f"simplecache::{sftp_server.url('/x.csv')}"
+            with fsspec.open(chained, sftp={"password": sftp_server.password}) as fh:
                 fh.read()
     assert sftp_server.connections_opened == before  # refused before any connection was made
 
@@ -162,7 +163,7 @@ def _race(publishers: list[Callable[[], Receipt]]) -> list[Receipt | BaseExcepti
     def run(i: int) -> None:
         try:
             results[i] = publishers[i]()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions
+        except BaseException as exc:  # reported by the assertions
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(publishers))]
@@ -287,7 +288,7 @@ def test_missing_root_is_a_settings_error_naming_folder_and_host(
             reachable(dest)
     assert not (sftp_server.root / "incoming" / "Encora").exists()  # never created
     local_dest = open_destination("share", DestinationConfig(url=(tmp_path / "nope").as_uri()))
-    with pytest.raises(ConfigError, match="nope.* does not exist"):
+    with pytest.raises(ConfigError, match=r"nope.* does not exist"):
         check_root(local_dest)
 
 
