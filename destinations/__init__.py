@@ -41,9 +41,20 @@ for _protocol in SlateSFTPFileSystem.protocol:
     fsspec.register_implementation(_protocol, SlateSFTPFileSystem, clobber=True)
 
 
-def publish(dest: Destination, local_path, relative_path: str, *, sha256: str, size: int, callback=None) -> Receipt:
+def publish(
+    dest: Destination,
+    local_path: Path,
+    relative_path: str,
+    *,
+    sha256: str,
+    size: int,
+    callback: Callback | None = None,
+    first_attempt: bool = False,
+) -> Receipt:
     """The publish algorithm (temp name, verify, rename never replacing) on any destination."""
-    return dest.publish(local_path, relative_path, sha256=sha256, size=size, callback=callback)
+    return dest.publish(
+        local_path, relative_path, sha256=sha256, size=size, callback=callback, first_attempt=first_attempt
+    )
 
 
 __all__ = [
