@@ -5,6 +5,9 @@ the root-folder rule."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -322,3 +325,27 @@ def test_unreachable_destination_is_one_line_not_an_exception() -> None:
         problem = reachable(dest)
     assert problem is not None and "cannot connect" in problem and f"127.0.0.1:{unused_tcp_port}" in problem
     assert "\n" not in problem
+
+
+ENTRY_POINTS_TXT = """[fsspec.specs]
+sftp = destinations.sftpfs:SlateSFTPFileSystem
+ssh = destinations.sftpfs:SlateSFTPFileSystem
+"""
+
+
+def test_fsspec_specs_entry_point_hardens_sftp_without_importing_destinations(tmp_path: Path) -> None:
+    """The pyproject `[project.entry-points."fsspec.specs"]` lines, as an installed distribution would
+    carry them: a process that never imports `destinations` still gets the hardened class."""
+    dist = tmp_path / "site" / "encoura_slate_probe-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: encoura-slate-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(ENTRY_POINTS_TXT)
+    code = (
+        "import sys, fsspec\n"
+        "cls = fsspec.get_filesystem_class('sftp')\n"
+        "print(cls.__module__, cls.__name__, fsspec.get_filesystem_class('ssh').__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'site'}:{Path.cwd()}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["destinations.sftpfs", "SlateSFTPFileSystem", "SlateSFTPFileSystem"]
