@@ -111,7 +111,7 @@ class SFTPDestination(FsspecDestination):
 
     def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
         """Upload on one of the pooled SFTP channels (several files in flight share the connection),
-        without re-making the parent folder, which the publish path has just done. `create_only` needs
-        no extra round trip: temp names are unique per attempt."""
-        self.sftp_fs().put_file(str(local_path), path, callback=callback, create_parents=False)
+        without re-making the parent folder, which the publish path has just done. `create_only` costs
+        no extra round trip (FXF_EXCL on the open)."""
+        self.sftp_fs().put_file(str(local_path), path, callback=callback, create_parents=False, create_only=create_only)
 

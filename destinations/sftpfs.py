@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import posixpath
 import time
 from contextlib import AsyncExitStack
@@ -44,6 +45,8 @@ from destinations.hostkeys import host_key_options
 
 # sshfs's own sizes (its read/write block sizes are not public names).
 WRITE_BLOCK_SIZE = 240 * 1024
+# Local bytes read per step of an upload: asyncssh splits each into WRITE_BLOCK_SIZE requests in flight.
+UPLOAD_CHUNK = 8 * 1024 * 1024
 CLAIM_PREFIX = ".~claim."
 CLAIM_SUFFIX = ".lock"
 # A claim older than this belongs to a writer that died between creating it and removing it.
@@ -60,18 +63,6 @@ def claim_name(final_name: str) -> str:
     source-format mask can match it, and the same for every writer racing for that name."""
     digest = hashlib.sha256(final_name.encode("utf-8")).hexdigest()[:16]
     return f"{CLAIM_PREFIX}{digest}{CLAIM_SUFFIX}"
-
-
-def progress_handler(callback: Callback | None) -> Any:
-    """asyncssh's (src, dst, done, total) progress callback driving an fsspec Callback."""
-    if callback is None:
-        return None
-
-    def handler(_src: bytes, _dst: bytes, done: int, total: int) -> None:
-        callback.set_size(total)
-        callback.absolute_update(done)
-
-    return handler
 
 
 class SlateSFTPFileSystem(SSHFileSystem):
@@ -166,14 +157,32 @@ class SlateSFTPFileSystem(SSHFileSystem):
         block_size: int = WRITE_BLOCK_SIZE,
         callback: Callback | None = None,
         create_parents: bool = True,
+        create_only: bool = False,
         **kwargs: Any,
     ) -> None:
-        """sshfs's put, with `create_parents=False` for callers that already made the folder (one
-        round trip or more saved per file)."""
+        """Upload with one open, pipelined writes and one close.
+
+        Unlike sshfs's put (asyncssh `put`, which first stats the target to see whether it is a
+        folder), this costs no extra round trip; `create_parents=False` skips the folder creation
+        for callers that made it already, and `create_only=True` opens with FXF_EXCL. Within each
+        chunk asyncssh keeps many write requests in flight; chunks bound the memory used.
+        """
         if create_parents:
             await self._makedirs(posixpath.dirname(rpath), exist_ok=True)
-        async with self.channel_pool.get() as channel:
-            await channel.put(lpath, rpath, block_size=block_size, progress_handler=progress_handler(callback))
+        if callback is not None:
+            callback.set_size(os.path.getsize(lpath))
+        mode = "xb" if create_only else "wb"
+        async with (
+            self.channel_pool.get() as sftp,
+            sftp.open(rpath, mode, block_size=block_size) as remote,
+        ):
+            with open(lpath, "rb") as local:
+                offset = 0
+                while chunk := local.read(UPLOAD_CHUNK):
+                    await remote.write(chunk, offset)
+                    offset += len(chunk)
+                    if callback is not None:
+                        callback.relative_update(len(chunk))
 
     async def _rename_noreplace(self, src: str, dst: str) -> None:
         async with self.channel_pool.get() as sftp:

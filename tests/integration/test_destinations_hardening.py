@@ -349,3 +349,31 @@ def test_fsspec_specs_entry_point_hardens_sftp_without_importing_destinations(tm
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["destinations.sftpfs", "SlateSFTPFileSystem", "SlateSFTPFileSystem"]
+
+
+# ----------------------------------------------------------------------------- round trips (issue 15)
+def _requests_per_file(server: SFTPTestServer, dest: Any, tmp_path: Path, *, first_attempt: bool, tag: str) -> dict:
+    files = [_staged(tmp_path, f"{tag}{i}.csv", f"row,{i}\n".encode() * 100) for i in range(10)]
+    server.requests.clear()
+    for path, sha, size in files:
+        dest.publish(path, f"aos/{path.name}", sha256=sha, size=size, first_attempt=first_attempt)
+    per_file = {kind: count / len(files) for kind, count in server.requests.items()}
+    print(f"SFTP requests per file (first_attempt={first_attempt}): {per_file}")  # read with pytest -s
+    return per_file
+
+
+def test_first_attempt_publish_costs_fewer_sftp_requests(sftp_server: SFTPTestServer, tmp_path: Path) -> None:
+    """Counted at the server: on a first attempt the final name is not stat'ed before the upload, and
+    the template folder is made once per connection, not once per file."""
+    (sftp_server.root / "incoming").mkdir()
+    config = _sftp_config(sftp_server, path_template="{product_key}/{filename}")
+    with open_destination("slate", config) as dest:
+        dest.connect_check()
+        _requests_per_file(sftp_server, dest, tmp_path, first_attempt=True, tag="warm")  # makes aos/ once
+        retry = _requests_per_file(sftp_server, dest, tmp_path, first_attempt=False, tag="r")
+        first = _requests_per_file(sftp_server, dest, tmp_path, first_attempt=True, tag="f")
+    non_write = lambda counts: sum(v for k, v in counts.items() if k != "write")  # noqa: E731
+    assert non_write(first) == non_write(retry) - 1, (first, retry)  # one stat fewer per file
+    assert "mkdir" not in first and "mkdir" not in retry  # the folder was made once, in the warm-up batch
+    # open, the pipelined writes, close, one stat to verify the size, rename: nothing else.
+    assert first == {"open": 1, "write": 1, "close": 1, "stat": 1, "rename": 1}, first
