@@ -29,7 +29,6 @@ from destinations.publish import (
     RootFolderMissing,
     check_root,
     move_noreplace,
-    probe,
     reachable,
     sweep,
 )
@@ -39,6 +38,12 @@ from destinations.templates import PathContext, render_path, validate_template
 
 for _protocol in SlateSFTPFileSystem.protocol:
     fsspec.register_implementation(_protocol, SlateSFTPFileSystem, clobber=True)
+
+
+def probe(dest: Destination) -> ProbeReport:
+    """The preflight's whole-publish-path check (see `Destination.probe`); errors come out as
+    PublishError / DestinationUnavailable / HostKeyError naming the destination, secrets redacted."""
+    return dest.probe()
 
 
 def publish(
