@@ -52,7 +52,7 @@ class HostKeyPin:
     fingerprints: list[str] = field(default_factory=list)
 
     def matches(self, key: asyncssh.SSHKey) -> bool:
-        if key in self.keys:
+        if any(pinned.public_data == key.public_data for pinned in self.keys):
             return True
         seen = {key.get_fingerprint("md5").lower(), key.get_fingerprint("sha256").rstrip("=")}
         return any((fp.lower() if fp.startswith("MD5:") else fp) in seen for fp in self.fingerprints)
