@@ -121,11 +121,6 @@ def host_key_options(known_hosts: str | Path | None, host_key: str | None) -> di
     )
 
 
-def known_hosts_option(known_hosts: str | None, host_key: str | None) -> Any:
-    """The `known_hosts` argument alone (kept for callers that pass no client factory)."""
-    return host_key_options(known_hosts, host_key)["known_hosts"]
-
-
 def fingerprint(key: asyncssh.SSHKey) -> str:
     return f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
 
