@@ -50,6 +50,9 @@ class HostKeyPin:
 
     keys: list[asyncssh.SSHKey] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
+    # Key types named beside fingerprints ("ssh-rsa 2048 aa:bb:..."): the server is asked for that key
+    # type, since a server holding several keys would otherwise present its preferred (e.g. ed25519) one.
+    fingerprint_key_types: list[str] = field(default_factory=list)
 
     def matches(self, key: asyncssh.SSHKey) -> bool:
         if any(pinned.public_data == key.public_data for pinned in self.keys):
@@ -63,6 +66,7 @@ def parse_pinned_key(value: str) -> HostKeyPin:
     or fingerprints (`SHA256:...`, `MD5:aa:bb:...`, or Technolutions' `ssh-rsa 2048 aa:bb:...`)."""
     keys: list[asyncssh.SSHKey] = []
     fingerprints: list[str] = []
+    key_types: list[str] = []
     lines = _key_lines(value)
     if not lines:
         raise ValueError("is empty; expected a public key line such as 'ssh-ed25519 AAAA...' or 'SHA256:...'")
@@ -73,6 +77,7 @@ def parse_pinned_key(value: str) -> HostKeyPin:
         found = [fp for fp in (_fingerprint_token(t) for t in tokens) if fp]
         if found:
             fingerprints.extend(found)
+            key_types.extend(t for t in tokens[:1] if t.startswith(_KEY_TYPE_PREFIXES))
             continue
         if tokens and not tokens[0].startswith(_KEY_TYPE_PREFIXES):
             tokens = tokens[1:]  # a host pattern, as ssh-keyscan prints it
@@ -87,7 +92,16 @@ def parse_pinned_key(value: str) -> HostKeyPin:
             raise ValueError(f"line {number} is not a valid {tokens[0]!r} public key") from None
     if not keys and not fingerprints:
         raise ValueError("contains no public key line or fingerprint")
-    return HostKeyPin(keys=keys, fingerprints=fingerprints)
+    return HostKeyPin(keys=keys, fingerprints=fingerprints, fingerprint_key_types=key_types)
+
+
+def host_key_algorithms(key_types: list[str]) -> list[str]:
+    """Signature algorithms to ask the server for, for pinned key types (RSA keys sign as rsa-sha2-*)."""
+    algs: list[str] = []
+    for key_type in key_types:
+        names = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key_type == "ssh-rsa" else [key_type]
+        algs.extend(name for name in names if name not in algs)
+    return algs
 
 
 class PinnedFingerprintClient(asyncssh.SSHClient):
@@ -111,6 +125,8 @@ def host_key_options(known_hosts: str | Path | None, host_key: str | None) -> di
         options: dict[str, Any] = {"known_hosts": (list(pin.keys), [], [])}
         if pin.fingerprints:
             options["client_factory"] = functools.partial(PinnedFingerprintClient, pin)
+            if pin.fingerprint_key_types and not pin.keys:
+                options["server_host_key_algs"] = host_key_algorithms(pin.fingerprint_key_types)
         return options
     path = known_hosts if known_hosts else default_known_hosts()
     if path:

@@ -154,3 +154,13 @@ def test_host_key_accepts_key_lines_and_sha256_md5_fingerprints() -> None:
 def test_host_key_that_is_neither_key_nor_fingerprint_is_a_settings_error(bad: str) -> None:
     with pytest.raises(ValidationError, match="host_key"):
         DestinationConfig(url="sftp://u@h/x", host_key=bad)
+
+
+def test_technolutions_md5_line_asks_the_server_for_its_rsa_key() -> None:
+    """Technolutions pins an RSA key by MD5: a server holding several keys must present the RSA one."""
+    from destinations.hostkeys import host_key_options
+
+    options = host_key_options(None, "ssh-rsa 2048 35:7a:60:48:cf:4f:bc:d1:f1:4e:92:dc:ea:02:18:3b")
+    assert options["server_host_key_algs"] == ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    assert options["known_hosts"] == ([], [], [])  # checking stays on: only the pin is trusted
+    assert "server_host_key_algs" not in host_key_options(None, "SHA256:" + "A" * 43)
