@@ -284,7 +284,7 @@ def move_to_failed(
     # The note is named after the first free name the file will get, so the pair stays together.
     moved_name = None
     for candidate in candidate_names(item.name, row.sha256):
-        if rt.source.dest._size(rt.source.full(f"{target_dir}/{candidate}")) is None:
+        if rt.source.dest.size_of(rt.source.full(f"{target_dir}/{candidate}")) is None:
             moved_name = candidate
             break
     if moved_name is not None:
