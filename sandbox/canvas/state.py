@@ -151,6 +151,7 @@ class SandboxState:
         self.retry_after: str | None = None
         self.fail_after_create_next_n = 0  # POST creates the import, then answers 500
         self.known_term_ids: set[str] | None = None  # None: every batch_mode_term_id exists
+        self.abort_loses_race = False  # an abort arrives just as the import completes: it finishes, abort 404s
         self.default_scenario = "auto"  # auto: derived from the data (warnings -> imported_with_messages)
         self.scenario_for_file: dict[str, str] = {}
         self._next_id = 100
@@ -230,6 +231,8 @@ class SandboxState:
 
     def abort(self, record: ImportRecord) -> bool:
         with self.lock:
+            if self.abort_loses_race:
+                record.step = len(record.steps) - 1
             if self.is_done(record):
                 return False
             record.aborted = True

@@ -161,3 +161,19 @@ def test_errors_csv_of_a_past_import(
     clean = _finish(client, _submit(client, tmp_path, "users_ok.csv", _users(0)))
     code, out, _ = admin(capsys, "errors", str(clean.id))
     assert code == 0 and "has no errors attachment" in out
+
+
+def test_flow_abort_on_timeout_that_loses_the_race_is_not_a_failure(
+    canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, clean_users_csv: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.canvas_sis_import import main
+
+    canvas_sandbox.state.abort_loses_race = True  # the import completes as our abort arrives: Canvas says 404
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: main([str(clean_users_csv), "--timeout", "0.01", "--abort-on-timeout"]))
+    out, err = capsys.readouterr()
+    assert info.value.code == 0, out + err
+    assert "imported (it finished before the abort)" in out
+    [record] = canvas_sandbox.state.imports.values()
+    assert not record.aborted
