@@ -118,6 +118,30 @@ def test_every_delivered_export_emits_an_event(
         assert {"destination", "flow-run"} <= roles  # emitted inside the run: the deployment/flow run is linked
 
 
+def test_every_upload_reaching_a_final_state_emits_an_event(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoura_sandbox: SandboxServer
+) -> None:
+    from tests.integration.test_upload_flow import CSV, run, upload_env
+
+    encoura_sandbox.configure(upload_status_steps=1)
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    (folder / "enrollment_ok.csv").write_bytes(CSV)
+    (folder / "enrollment_fail.csv").write_bytes(CSV.replace(b"Ana", b"Bo"))
+    (folder / "enrollment_mapping.csv").write_bytes(CSV.replace(b"Ana", b"Cy"))  # needs a person: not final
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    env = {**upload_env(encoura_sandbox, tmp_path / "state"), "UPLOAD_SOURCE": f"{folder.as_uri()}/enrollment_*"}
+    run(monkeypatch, env)
+    events = _wait_for_events("encoura.upload.", since, 2)
+    by_file = {e["payload"]["file"]: e for e in events if e["payload"].get("file", "").startswith("enrollment_")}
+    assert {f: e["event"] for f, e in by_file.items()} == {
+        "enrollment_ok.csv": "encoura.upload.done",
+        "enrollment_fail.csv": "encoura.upload.failure",
+    }
+    assert by_file["enrollment_ok.csv"]["payload"]["product_type"] == "enrollment"
+    assert by_file["enrollment_ok.csv"]["payload"]["size"] == len(CSV)
+
+
 def test_install_is_idempotent_and_names_the_block_setting(listener: Listener) -> None:
     block = f"alerts-{uuid.uuid4().hex[:8]}"
     Webhook(method="POST", url=listener.url, allow_private_urls=True).save(block)
