@@ -157,7 +157,7 @@ def build_automations(
 
 def _action(block_slug: str, block_id: UUID, name: str, text: str) -> CallWebhook | SendNotification:
     if block_slug == WEBHOOK_SLUG:  # a Webhook block is not a NotificationBlock: it is *called*, with JSON
-        payload = json.dumps({"alert": name, "message": text, "fired_at": "{{ now }}"})
+        payload = json.dumps({"alert": name, "message": text, "fired_at": "{{ firing.triggered }}"})
         return CallWebhook(block_document_id=block_id, payload=payload)
     return SendNotification(block_document_id=block_id, subject=f"[encoura-slate] {name}", body=text)
 

@@ -200,5 +200,6 @@ def test_both_automations_fire_and_call_the_webhook(listener: Listener) -> None:
         assert wanted <= listener.alerts(), listener.calls
         call = next(c for c in listener.calls if c.get("alert") == "encoura-slate: no export delivered")
         assert "No Encoura export was delivered" in call["message"]
+        assert call["fired_at"].startswith(str(datetime.now(UTC).year))  # the template was rendered by Prefect
     finally:
         _alerts_cli(env, "uninstall")
