@@ -31,6 +31,9 @@ from uuid import UUID
 import httpx
 from prefect import get_client
 from prefect.automations import AutomationCore, CallWebhook, EventTrigger, Posture, SendNotification
+from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.core import Block
+from prefect.blocks.webhook import Webhook
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -162,6 +165,16 @@ def _action(block_slug: str, block_id: UUID, name: str, text: str) -> CallWebhoo
     return SendNotification(block_document_id=block_id, subject=f"[encoura-slate] {name}", body=text)
 
 
+def _can_notify(slug_and_name: str) -> bool:
+    """Whether the block can deliver an alarm. A block whose class is not installed here (a collection
+    block on a worker-only package) cannot be checked locally, and is given the benefit of the doubt."""
+    try:
+        block = Block.load(slug_and_name)
+    except Exception:  # not importable here, or not loadable: the server-side action decides
+        return True
+    return isinstance(block, (Webhook, NotificationBlock))
+
+
 def install(settings: AlertSettings) -> list[tuple[str, str]]:
     """Create or update both automations by name; duplicates of our names are removed. Returns
     (name, "created" | "updated") per automation."""
@@ -181,6 +194,11 @@ def install(settings: AlertSettings) -> list[tuple[str, str]]:
             problems.append(
                 f"ALERT_EXPORT_DEPLOYMENT: no deployment {settings.export_deployment!r} on this Prefect server "
                 "(deploy the export first: `prefect deploy` or `python -m flows.serve`)"
+            )
+        if not problems and not _can_notify(settings.notification_block):
+            problems.append(
+                f"ALERT_NOTIFICATION_BLOCK: {settings.notification_block!r} is neither a Webhook block nor a "
+                "notification block (Slack, Teams, email, ...), so the alarm could never be delivered"
             )
         if problems:
             raise ConfigError(problems)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect import get_client
+from prefect.blocks.system import Secret
 from prefect.blocks.webhook import Webhook
 
 from sandbox.encoura import SandboxServer
@@ -142,7 +143,23 @@ def test_every_upload_reaching_a_final_state_emits_an_event(
     assert by_file["enrollment_ok.csv"]["payload"]["size"] == len(CSV)
 
 
-def test_install_is_idempotent_and_names_the_block_setting(listener: Listener) -> None:
+def _alerts_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> tuple[int, str]:
+    from common.cli import run_cli
+    from flows.alerts import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as info:
+        run_cli(lambda: main(["install"]))
+    return int(info.value.code or 0), capsys.readouterr().err
+
+
+def test_install_is_idempotent_and_names_the_block_setting(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
     block = f"alerts-{uuid.uuid4().hex[:8]}"
     Webhook(method="POST", url=listener.url, allow_private_urls=True).save(block)
     env = {"ALERT_NOTIFICATION_BLOCK": f"webhook/{block}", "ALERT_EXPORT_DEPLOYMENT": _deployment()}
@@ -165,9 +182,15 @@ def test_install_is_idempotent_and_names_the_block_setting(listener: Listener) -
         runs = next(a for a in ours if "completing" in a.name)
         assert runs.trigger.within == timedelta(hours=26)
 
-        missing = _alerts_cli({**env, "ALERT_NOTIFICATION_BLOCK": "webhook/no-such-block"}, "install")
-        assert missing.returncode == 2
-        assert "ALERT_NOTIFICATION_BLOCK" in missing.stderr and "no-such-block" in missing.stderr
+        # Wrong settings, in-process (a subprocess costs seconds of imports): exit 2, naming the variable.
+        Secret(value="not a notifier").save(block, overwrite=True)
+        for override, needle in [
+            ({"ALERT_NOTIFICATION_BLOCK": "webhook/no-such-block"}, "no 'webhook' block named 'no-such-block'"),
+            ({"ALERT_NOTIFICATION_BLOCK": f"secret/{block}"}, "could never be delivered"),
+            ({"ALERT_EXPORT_DEPLOYMENT": "encoura-export/not-deployed"}, "ALERT_EXPORT_DEPLOYMENT: no deployment"),
+        ]:
+            code, err = _alerts_in_process(monkeypatch, capsys, {**env, **override})
+            assert code == 2 and needle in err, err
     finally:
         _alerts_cli(env, "uninstall")
 
