@@ -141,6 +141,7 @@ def test_every_upload_reaching_a_final_state_emits_an_event(
     }
     assert by_file["enrollment_ok.csv"]["payload"]["product_type"] == "enrollment"
     assert by_file["enrollment_ok.csv"]["payload"]["size"] == len(CSV)
+    assert by_file["enrollment_fail.csv"]["payload"]["error"].startswith("Encoura: ")
 
 
 def _alerts_in_process(
