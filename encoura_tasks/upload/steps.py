@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.events import emit_upload_final
 from common.redaction import redact_text
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
@@ -319,6 +320,8 @@ def settle(
         outcome.status, outcome.error = "needs_person", NEEDS_PERSON_MESSAGE
     else:  # pragma: no cover - poll() only returns final statuses
         outcome.status, outcome.error = "error", f"unexpected Encoura status {status!r}"
+    emit_upload_final(status, file=row.name, file_id=file_id, product_type=row.product_type, size=row.size,
+                      error=outcome.error)  # fmt: skip
 
 
 def _refresh(rt: UploadRuntime, row: UploadRow) -> UploadRow:
