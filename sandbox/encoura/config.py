@@ -40,6 +40,7 @@ FAULT_FIELDS = (
     "fail_rate",
     "fail_statuses",
     "fail_endpoints",
+    "fail_after_acting",
     "retry_after_seconds",
     "truncate_rate",
     "slow_rate",
@@ -91,6 +92,9 @@ class SandboxConfig(BaseModel):
     fail_statuses: tuple[int, ...] = (500, 502, 503, 429)
     # Endpoints fail_rate applies to (names from API_ENDPOINTS); empty means every /v1 endpoint.
     fail_endpoints: tuple[str, ...] = ()
+    # Answer a drawn fault only after the endpoint did its work (today: creating an upload record), as
+    # a backend that acted behind a gateway that then timed out does. Catches blind POST retries.
+    fail_after_acting: bool = False
     retry_after_seconds: int = Field(default=1, ge=0)
     # Fraction of S3 GETs that announce the full Content-Length and then close the connection halfway.
     truncate_rate: float = Field(default=0.0, ge=0, le=1)
