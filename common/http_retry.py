@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from common.http_errors import is_certificate_problem
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -96,7 +98,7 @@ class RetryTransport(httpx.BaseTransport):
             try:
                 response = self.wrapped.handle_request(request)
             except retryable_errors as exc:
-                if last:
+                if last or is_certificate_problem(exc):  # an untrusted certificate stays untrusted
                     raise
                 wait = self._wait(attempt, None)
                 logger.info(

@@ -19,6 +19,7 @@ from canvas_tasks.api.auth import CanvasTokenAuth
 from canvas_tasks.api.errors import CanvasAPIError, CanvasRefused, CanvasTokenRejected, SubmitOutcomeUnknown
 from canvas_tasks.api.models import SisImport
 from canvas_tasks.api.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
+from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, ssl_context
 from common.redaction import redact_text, redact_url
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=300.0, pool=10.0)
@@ -47,6 +48,9 @@ def canvas_message(response: httpx.Response, limit: int = 500) -> str:
     return redact_text("; ".join(messages)[:limit]) if messages else redact_text(text.strip()[:limit])
 
 
+CANVAS_HINTS = ServiceHints("Canvas", "CANVAS_BASE_URL", "CANVAS_CA_BUNDLE")
+
+
 class CanvasSisClient:
     """SIS import calls for one root account. Use as a context manager so connections are closed."""
 
@@ -59,14 +63,22 @@ class CanvasSisClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        verify = ssl_context(ca_bundle)
         self.account_id = account_id
         self._http = httpx.Client(
             base_url=f"{self.base_url}/api/v1/accounts/{account_id}/",
             auth=CanvasTokenAuth(token_source, self.base_url),
             timeout=timeout,
-            transport=CanvasRetryTransport(transport or httpx.HTTPTransport(verify=True), retry),
+            verify=verify,
+            transport=ExplainingTransport(
+                CanvasRetryTransport(
+                    transport or httpx.HTTPTransport(verify=verify, proxy=env_proxy(self.base_url)), retry
+                ),
+                CANVAS_HINTS,
+            ),
             headers={"Accept": "application/json", "User-Agent": "encoura-slate-flows canvas-sis-import"},
             follow_redirects=True,
         )
@@ -244,9 +256,8 @@ class CanvasSisClient:
         try:
             return self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
-            raise CanvasAPIError(
-                f"Canvas {method} {url} failed after retries ({type(exc).__name__}: {redact_text(str(exc))})"
-            ) from None
+            # ExplainingTransport already said which host failed and what to change.
+            raise CanvasAPIError(f"{redact_text(str(exc))} ({method} {url})") from None
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         if response.status_code >= 400:

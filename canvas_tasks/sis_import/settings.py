@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import SettingsConfigDict
 
 from common.errors import ConfigError
+from common.http_errors import check_ca_bundle
 from common.secrets import reveal
 from common.settings_base import TomlFileSettings, is_loopback_host
 from common.settings_errors import config_error_from_validation
@@ -35,6 +36,8 @@ class CanvasSettings(TomlFileSettings):
     base_url: str
     account_id: str
     access_token: SecretStr
+    # Extra trusted roots for offices behind a TLS-inspecting firewall; verification itself is never off.
+    ca_bundle: str | None = None
     retry_attempts: int = Field(default=6, ge=1, le=20)
     retry_backoff: float = Field(default=1.0, ge=0, le=120, description="seconds before the first retry")
     # STATE_DIR is shared with the other flows, hence no CANVAS_ prefix.
@@ -59,6 +62,11 @@ class CanvasSettings(TomlFileSettings):
         if not _ACCOUNT_ID.match(text):
             raise ValueError("must be the numeric id of the root account (or 'self')")
         return text
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_ca_bundle(cls, value: str | None) -> str | None:
+        return check_ca_bundle(value)
 
     @field_validator("access_token")
     @classmethod

@@ -42,6 +42,7 @@ def make_client(settings: CanvasSettings) -> CanvasSisClient:
         settings.account_id,
         settings.token,
         retry=RetryPolicy(attempts=settings.retry_attempts, backoff=settings.retry_backoff),
+        ca_bundle=settings.ca_bundle,
     )
 
 

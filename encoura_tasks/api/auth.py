@@ -13,6 +13,7 @@ from collections.abc import Generator
 import httpx
 
 from common.errors import ConfigError
+from common.http_errors import is_html
 from common.http_retry import IDEMPOTENT
 from encoura_tasks.api.errors import EncouraAuthError, EncouraResponseError
 from encoura_tasks.api.models import Organization
@@ -91,7 +92,15 @@ class EncouraAuth(httpx.Auth):
             )
             raise self._login_failed
         if response.status_code >= 300:
-            raise EncouraResponseError(f"Encoura login failed with HTTP {response.status_code}")
+            if is_html(response):
+                raise EncouraResponseError(
+                    f"Encoura at {response.request.url.host} answered the login with an HTML page (HTTP "
+                    f"{response.status_code}): maintenance, or a proxy's error page; try again later"
+                )
+            raise EncouraResponseError(
+                f"Encoura at {response.request.url.host}: the login failed with HTTP {response.status_code}; "
+                "try again later"
+            )
         try:
             body = response.json()
         except ValueError:

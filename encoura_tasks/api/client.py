@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import httpx
 from pydantic import ValidationError
 
+from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, is_html, ssl_context
 from common.http_retry import NOT_SENT_ERRORS, RetryTransport
 from common.redaction import redact_text
 from common.secrets import reveal
@@ -37,6 +38,7 @@ from encoura_tasks.api.settings import EncouraSettings
 
 logger = logging.getLogger(__name__)
 
+ENCOURA_HINTS = ServiceHints("Encoura", "ENCOURA_BASE_URL", "ENCOURA_CA_BUNDLE", "ENCOURA_TIMEOUT_SECONDS")
 CHUNK_SIZE = 1024 * 1024
 PROGRESS_EVERY_BYTES = 64 * 1024 * 1024
 
@@ -51,6 +53,17 @@ def _json_body(response: httpx.Response, what: str) -> Any:
 
 
 def _api_error(response: httpx.Response, what: str) -> EncouraError:
+    status = response.status_code
+    if status >= 500 and is_html(response):
+        return EncouraError(
+            f"{what}: Encoura at {response.request.url.host} answered HTTP {status} with an HTML page instead of "
+            "the API (maintenance, or a proxy's error page?); try again later"
+        )
+    if status == 403:
+        return EncouraError(
+            f"{what}: Encoura answered HTTP 403 (Forbidden); check ENCOURA_API_KEY, and that the account may use "
+            "this organization (ENCOURA_ORGANIZATION_UID)"
+        )
     detail = ""
     try:
         body = response.json()
@@ -117,6 +130,7 @@ class EncouraClient:
     ) -> None:
         self.settings = settings
         timeout = httpx.Timeout(settings.timeout_seconds, connect=min(15.0, settings.timeout_seconds))
+        verify = ssl_context(settings.ca_bundle)
         self.auth = EncouraAuth(
             base_url=settings.base_url,
             api_key=reveal(settings.api_key, setting="ENCOURA_API_KEY") or "",
@@ -131,14 +145,20 @@ class EncouraClient:
             base_url=settings.base_url + "/",
             auth=self.auth,
             timeout=timeout,
-            verify=True,
-            transport=transport
-            or RetryTransport(UncertainAttempts(httpx.HTTPTransport(verify=True)), max_attempts=settings.max_attempts),
+            verify=verify,
+            transport=ExplainingTransport(
+                transport
+                or RetryTransport(
+                    UncertainAttempts(httpx.HTTPTransport(verify=verify, proxy=env_proxy(settings.base_url))),
+                    max_attempts=settings.max_attempts,
+                ),
+                ENCOURA_HINTS,
+            ),
             headers={"Accept": "application/json", "User-Agent": "encoura-slate-flows/0.1"},
             follow_redirects=False,
         )
         # Presigned URLs: no auth, no API headers, no retries (a retry needs a fresh one-time URL).
-        self._raw = httpx.Client(timeout=timeout, verify=True, follow_redirects=True)
+        self._raw = httpx.Client(timeout=timeout, verify=verify, follow_redirects=True)
 
     def __repr__(self) -> str:
         return f"EncouraClient(base_url={self.settings.base_url!r})"

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from common.http_errors import check_ca_bundle
 from common.settings_base import TomlFileSettings, is_loopback_host, split_list
 from common.settings_errors import config_error_from_validation
 
@@ -55,6 +56,13 @@ class EncouraSettings(TomlFileSettings):
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1, le=20)
     token_lifetime_seconds: float = Field(default=1200.0, gt=0)  # Encoura's is 20 minutes; refreshed at 3/4
+    # Extra trusted roots for offices behind a TLS-inspecting firewall; verification itself is never off.
+    ca_bundle: str | None = None
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_ca_bundle(cls, value: str | None) -> str | None:
+        return check_ca_bundle(value)
 
     @field_validator("product_keys", mode="before")
     @classmethod
