@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from canvas_tasks.api.auth import CanvasTokenAuth
 from canvas_tasks.api.errors import CanvasAPIError, CanvasRefused, CanvasTokenRejected, SubmitOutcomeUnknown
 from canvas_tasks.api.models import SisImport
 from canvas_tasks.api.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
+from common.download import TruncatedBody, save_body
 from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, ssl_context
 from common.redaction import redact_text, redact_url
 
@@ -231,20 +231,13 @@ class CanvasSisClient:
 
     def download(self, url: str, dest: Path) -> Path:
         """Stream a file (the errors CSV) to `dest` via a temp name, so a partial file is never left."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.part")
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     self._raise_for(response, f"download {redact_url(url)}")
-                with open(tmp, "wb") as fh:
-                    for chunk in response.iter_bytes():
-                        fh.write(chunk)
-            os.replace(tmp, dest)
-        except httpx.TransportError as exc:
+                save_body(response, dest)
+        except (httpx.TransportError, TruncatedBody) as exc:
             raise CanvasAPIError(f"could not download {redact_url(url)} ({type(exc).__name__})") from None
-        finally:
-            tmp.unlink(missing_ok=True)
         return dest
 
     # --- plumbing ----------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RUNNING_STATES = frozenset({"initializing", "created", "importing", "cleanup_batch", "restoring"})
 SUCCESS_STATES = frozenset({"imported"})
 WARNING_STATES = frozenset({"imported_with_messages"})
 FAILED_STATES = frozenset({"failed", "failed_with_messages", "aborted"})

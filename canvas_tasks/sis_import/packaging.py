@@ -7,7 +7,7 @@ import re
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 import fsspec
@@ -112,6 +112,28 @@ def _zip_members(path: Path, shown: str) -> list[str]:
 
 def _first_line(head: bytes) -> str:
     return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+
+
+@overload
+def package_input(
+    source: str,
+    staging_dir: Path,
+    *,
+    extension: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    dry_run: Literal[False] = False,
+) -> Package: ...
+
+
+@overload
+def package_input(
+    source: str,
+    staging_dir: Path,
+    *,
+    extension: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    dry_run: Literal[True],
+) -> None: ...
 
 
 def package_input(

@@ -55,7 +55,6 @@ def package_task(source: str, extension: str | None = None) -> Package:
     settings = load_canvas_settings()
     staging = settings.state_dir / "canvas" / "staging" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     package = package_input(source, staging, extension=extension)
-    assert package is not None  # only a dry run returns None
     get_run_logger().info(
         "Prepared %s as %s (%d bytes%s)",
         package.source,

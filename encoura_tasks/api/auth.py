@@ -136,7 +136,8 @@ class EncouraAuth(httpx.Auth):
     def _apply(self, request: httpx.Request) -> None:
         request.headers["x-api-key"] = self._api_key
         request.headers["Authorization"] = f"{self._scheme} {self._token}"
-        assert self.organization is not None
+        if self.organization is None:  # a login always chooses one or raises; never send without it
+            raise EncouraAuthError("not logged in to an Encoura organization")
         request.headers["Organization"] = self.organization.uid
 
     # -- flows -------------------------------------------------------------

@@ -7,10 +7,8 @@ blindly: callers ask for a fresh URL instead).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mimetypes
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ from xml.etree import ElementTree
 import httpx
 from pydantic import ValidationError
 
+from common.download import PROGRESS_EVERY_BYTES as PROGRESS_EVERY_BYTES  # the export steps' progress unit
+from common.download import TruncatedBody, save_body
 from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, is_html, ssl_context
 from common.http_retry import NOT_SENT_ERRORS, RetryTransport
 from common.redaction import redact_text
@@ -39,8 +39,6 @@ from encoura_tasks.api.settings import EncouraSettings
 logger = logging.getLogger(__name__)
 
 ENCOURA_HINTS = ServiceHints("Encoura", "ENCOURA_BASE_URL", "ENCOURA_CA_BUNDLE", "ENCOURA_TIMEOUT_SECONDS")
-CHUNK_SIZE = 1024 * 1024
-PROGRESS_EVERY_BYTES = 64 * 1024 * 1024
 
 
 def _json_body(response: httpx.Response, what: str) -> Any:
@@ -242,11 +240,6 @@ class EncouraClient:
     ) -> DownloadedFile:
         """Stream to `target` through a temporary name with bounded memory; verify the length."""
         source_name = source_name_from_url(url.reveal())
-        temp = target.with_name(f".{target.name}.part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        received = 0
-        next_progress = PROGRESS_EVERY_BYTES
         try:
             with self._raw.stream("GET", url.reveal()) as response:
                 if response.status_code != 200:
@@ -254,27 +247,12 @@ class EncouraClient:
                     raise DownloadError(
                         f"download answered HTTP {response.status_code} ({s3_error_message(response)})"
                     )
-                expected = response.headers.get("content-length")
-                with open(temp, "wb") as fh:
-                    for chunk in response.iter_raw(CHUNK_SIZE):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        if on_progress and received >= next_progress:
-                            on_progress(received)
-                            next_progress += PROGRESS_EVERY_BYTES
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if expected is not None and int(expected) != received:
-                raise DownloadError(f"download truncated: got {received} of {expected} bytes")
-            os.replace(temp, target)
+                saved = save_body(response, target, on_progress=on_progress)
+        except TruncatedBody as exc:
+            raise DownloadError(f"download truncated: {exc}") from None
         except (httpx.TransportError, httpx.TimeoutException) as exc:
-            temp.unlink(missing_ok=True)
-            raise DownloadError(f"download interrupted ({type(exc).__name__}) after {received} bytes") from None
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return DownloadedFile(source_name=source_name, size=received, sha256=digest.hexdigest())
+            raise DownloadError(f"download interrupted ({type(exc).__name__})") from None
+        return DownloadedFile(source_name=source_name, size=saved.size, sha256=saved.sha256)
 
     # ----------------------------------------------------------------- uploads
     def create_upload(
