@@ -29,7 +29,7 @@ DOCS = REPO_ROOT / "docs"
 # a name is merged, the name is found in the code and can leave this list.
 PENDING_SETTINGS = {"ENCOURA_CA_BUNDLE", "CANVAS_CA_BUNDLE", "LOG_FILE", "LOG_LEVEL"}
 PENDING_PREFIXES = ("UPLOAD_SOURCES__",)
-PENDING_MODULES = {"flows.alerts"}
+PENDING_MODULES: set[str] = set()
 
 # Our settings namespaces: any upper-case word starting with one of these in the docs must be a setting.
 # (The old scripts' variables in docs/migration.md, Prefect's and the OS's variables fall outside them.)
