@@ -184,7 +184,7 @@ class UploadSettings(TomlFileSettings):
     @classmethod
     def _check_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
-            if not info.data.get("sources"):
+            if "sources" in info.data and not info.data["sources"]:  # absent from data: its own error is shown
                 raise ValueError(
                     "is not set (nor any UPLOAD_SOURCES__<NAME>__URL); give an fsspec URL with a glob, "
                     "e.g. sftp://user@host/outgoing/enrollment_*.csv"

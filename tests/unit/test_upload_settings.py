@@ -159,7 +159,9 @@ def test_named_source_problems_name_their_variables(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE", "prospect")
     with pytest.raises(ConfigError) as info:
         load_upload_sources()
-    assert "UPLOAD_SOURCES" in info.value.render() and "product_type" in info.value.render().lower()
+    text = info.value.render()
+    assert "UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE:" in text
+    assert "UPLOAD_SOURCE:" not in text  # a wrong named source is not "no source at all"
 
 
 def test_no_source_at_all_names_both_forms(monkeypatch: pytest.MonkeyPatch) -> None:
