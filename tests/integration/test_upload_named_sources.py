@@ -88,6 +88,10 @@ def test_same_file_from_two_sources_is_sent_once(
     assert len(sandbox.state.uploads_received) == 1
     out = capsys.readouterr().out
     assert "a: enrollment.csv" in out and "b: enrollment.csv" in out
+    rows = {row["source"]: row for row in latest_artifact("encoura-upload-files")}
+    assert rows["a"]["status"] == "done" and rows["b"]["status"] == "already_uploaded"
+    assert (tmp_path / "a" / "processed" / "enrollment.csv").exists()
+    assert (tmp_path / "b" / "enrollment.csv").exists()  # the duplicate is reported, not sent, left in place
 
 
 def test_single_source_env_still_works_as_default(
