@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -31,106 +32,130 @@ from encoura_tasks.api.settings import EncouraSettings, load_encoura_settings
 from encoura_tasks.export.report import Progress
 from encoura_tasks.export.settings import RunSettings, load_run_settings
 from encoura_tasks.upload.report import outcome_rows, print_upload_report, publish_upload_report, summary_line
-from encoura_tasks.upload.settings import UploadSettings, load_upload_settings
+from encoura_tasks.upload.settings import DEFAULT_SOURCE_NAME, UploadSettings, load_upload_sources
 from encoura_tasks.upload.source import UploadSource
 from encoura_tasks.upload.steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
 from encoura_tasks.upload.tasks import list_source, login, resume_upload, upload_file
 from ledger import ClaimOwner, Ledger
 
-UploadConfig = tuple[EncouraSettings, RunSettings, UploadSettings, DestinationConfig]
+UploadConfig = tuple[EncouraSettings, RunSettings, list[tuple[UploadSettings, DestinationConfig]]]
 
 
 def load_upload_config() -> UploadConfig:
     """Every settings group at once, so one message lists every problem before anything touches the network."""
-    encoura, run, (upload, source) = gather_settings(load_encoura_settings, load_run_settings, load_upload_settings)
-    return encoura, run, upload, source
+    encoura, run, sources = gather_settings(load_encoura_settings, load_run_settings, load_upload_sources)
+    return encoura, run, sources
 
 
 @contextlib.contextmanager
-def upload_runtime(*, dry_run: bool) -> Iterator[tuple[UploadRuntime, RunSettings]]:
-    encoura_settings, run_settings, upload_settings, source_config = load_upload_config()
+def upload_runtime(*, dry_run: bool) -> Iterator[tuple[list[UploadRuntime], RunSettings]]:
+    """One runtime per upload source; they share the ledger, the owner and the Encoura login."""
+    encoura_settings, run_settings, sources = load_upload_config()
     run_settings.state_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
     owner = ClaimOwner.current(current_flow_run_id())
-    source = UploadSource(upload_settings, source_config)
+    opened = [UploadSource(upload_settings, source_config) for upload_settings, source_config in sources]
     client = None if dry_run else EncouraClient(encoura_settings)
     try:
-        rt = UploadRuntime(
-            client=client,
-            ledger=ledger,
-            source=source,
-            settings=upload_settings,
-            staging_dir=run_settings.state_dir / "uploads",
-            owner=owner,
-            dry_run=dry_run,
-        )
+        runtimes = [
+            UploadRuntime(
+                client=client,
+                ledger=ledger,
+                source=source,
+                settings=source.settings,
+                staging_dir=upload_staging_dir(run_settings.state_dir, source.settings.name),
+                owner=owner,
+                dry_run=dry_run,
+            )
+            for source in opened
+        ]
         ledger.start_heartbeat(owner)
-        sweep_staging(rt.staging_dir)
-        yield rt, run_settings
+        for rt in runtimes:
+            sweep_staging(rt.staging_dir)
+        yield runtimes, run_settings
     finally:
-        with contextlib.suppress(Exception):
-            source.close()
+        for source in opened:
+            with contextlib.suppress(Exception):
+                source.close()
         if client is not None:
             client.close()
         ledger.close()
 
 
-def _error_outcome(name: str, exc: BaseException) -> UploadOutcome:
-    return UploadOutcome(file=name, status="error", error=redact_text(f"{type(exc).__name__}: {exc}"))
+def upload_staging_dir(state_dir: Path, name: str) -> Path:
+    """`default` keeps the old staging folder; each named source gets its own, so same-named files never meet."""
+    return state_dir / "uploads" if name == DEFAULT_SOURCE_NAME else state_dir / f"uploads-{name}"
+
+
+def _error_outcome(rt: UploadRuntime, name: str, exc: BaseException) -> UploadOutcome:
+    return UploadOutcome(
+        file=name, status="error", error=redact_text(f"{type(exc).__name__}: {exc}"), source=rt.settings.name
+    )
 
 
 @flow(name="encoura-upload", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
 def encoura_upload(dry_run: bool = False):
     """Send every matching source file to Encoura exactly once and see each one through to a final status."""
     logger = get_run_logger()
-    with upload_runtime(dry_run=dry_run) as (rt, run_settings):
+    with upload_runtime(dry_run=dry_run) as (runtimes, run_settings):
         if not dry_run:
-            login(rt)
-        files = list_source(rt)
-        task = upload_file.with_options(
-            retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
-        )
+            login(runtimes[0])  # one client, one login for every source
         outcomes: list[UploadOutcome] = []
-        progress = Progress(len(files), f"Uploading {len(files)} file(s) to Encoura")
-        for item, result in fan_out(lambda i: task.submit(rt, i), files, limit=run_settings.max_parallel_files):
-            outcomes.append(_error_outcome(item.relative, result) if isinstance(result, Exception) else result)
-            progress.advance()
-
-        # Sent by an earlier run, not finished, and its file is no longer in the source: still find out how it ended.
-        orphans = select_orphans(
-            rt.ledger.unfinished_uploads(),
-            product_type=rt.settings.product_type,
-            folder=rt.source.folder_location(),
-            listed={rt.source.location(item.relative) for item in files},
-        )
-        if orphans and dry_run:
-            outcomes += [
-                UploadOutcome(
-                    file=r.name,
-                    size=r.size,
-                    sha256=r.sha256,
-                    encoura_file_id=r.encoura_file_id,
-                    status=f"would resume ({r.status})",
-                )
-                for r in orphans
-            ]
-        elif orphans:
-            logger.info("Resuming %d upload(s) sent by an earlier run whose files are gone", len(orphans))
-            resume = resume_upload.with_options(
-                retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
-            )
-            for row, result in fan_out(lambda r: resume.submit(rt, r), orphans, limit=run_settings.max_parallel_files):
-                outcomes.append(_error_outcome(row.name, result) if isinstance(result, Exception) else result)
-
-        outcomes.sort(key=lambda o: o.file)
-        publish_upload_report(outcomes, source=rt.source.describe(), dry_run=dry_run)
+        for rt in runtimes:
+            outcomes += _upload_one_source(rt, run_settings, dry_run=dry_run, logger=logger)
+        outcomes.sort(key=lambda o: (o.source, o.file))
+        described = "; ".join(f"{rt.settings.name}: {rt.source.describe()}" for rt in runtimes)
+        publish_upload_report(outcomes, source=described, dry_run=dry_run)
         report = {
             "files": outcome_rows(outcomes),
-            "source": rt.source.describe(),
+            "source": described,
             "summary_line": summary_line(outcomes, dry_run=dry_run),
         }
         return report_state(report, failed=bool(any(o.is_problem for o in outcomes)))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _upload_one_source(
+    rt: UploadRuntime, run_settings: RunSettings, *, dry_run: bool, logger: Any
+) -> list[UploadOutcome]:
+    """Everything one source needs in a run: its files, then its earlier uploads whose files are gone."""
+    files = list_source(rt)
+    task = upload_file.with_options(
+        retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
+    )
+    outcomes: list[UploadOutcome] = []
+    progress = Progress(len(files), f"Uploading {len(files)} file(s) to Encoura")
+    for item, result in fan_out(lambda i: task.submit(rt, i), files, limit=run_settings.max_parallel_files):
+        outcomes.append(_error_outcome(rt, item.relative, result) if isinstance(result, Exception) else result)
+        progress.advance()
+
+    # Sent by an earlier run, not finished, and its file is no longer in the source: still find out how it ended.
+    orphans = select_orphans(
+        rt.ledger.unfinished_uploads(),
+        product_type=rt.settings.product_type,
+        folder=rt.source.folder_location(),
+        listed={rt.source.location(item.relative) for item in files},
+    )
+    if orphans and dry_run:
+        outcomes += [
+            UploadOutcome(
+                file=r.name,
+                size=r.size,
+                sha256=r.sha256,
+                encoura_file_id=r.encoura_file_id,
+                status=f"would resume ({r.status})",
+                source=rt.settings.name,
+            )
+            for r in orphans
+        ]
+    elif orphans:
+        logger.info("Resuming %d upload(s) sent by an earlier run whose files are gone", len(orphans))
+        resume = resume_upload.with_options(
+            retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
+        )
+        for row, result in fan_out(lambda r: resume.submit(rt, r), orphans, limit=run_settings.max_parallel_files):
+            outcomes.append(_error_outcome(rt, row.name, result) if isinstance(result, Exception) else result)
+    return outcomes
 
 
 # ----------------------------------------------------------------------------- command line
@@ -196,8 +221,10 @@ def sandbox_environment() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with sandbox_environment() if args.sandbox else contextlib.nullcontext():
-        _, _, upload_settings, _ = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
-        print(f"Source: {upload_settings.describe_source()} ({upload_settings.product_type})")
+        _, _, sources = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
+        for upload_settings, _ in sources:
+            name, product = upload_settings.name, upload_settings.product_type
+            print(f"Source {name}: {upload_settings.describe_source()} ({product})")
         state = encoura_upload(dry_run=args.dry_run, return_state=True)
         return finish_cli_run(state, print_upload_report)
 

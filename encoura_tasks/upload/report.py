@@ -18,6 +18,7 @@ from encoura_tasks.upload.steps import UploadOutcome
 def outcome_rows(outcomes: Sequence[UploadOutcome]) -> list[dict[str, str]]:
     return [
         {
+            "source": o.source,
             "file": o.file,
             "bytes": "" if o.size is None else str(o.size),
             "encoura_file_id": o.encoura_file_id or "",
@@ -54,7 +55,7 @@ def publish_upload_report(outcomes: Sequence[UploadOutcome], *, source: str, dry
     ]
     if problems:
         lines += ["", "## Needs attention", ""]
-        lines += [f"- `{o.file}` **{o.status}**: {redact_text(o.error or '')}" for o in problems]
+        lines += [f"- {o.source}: `{o.file}` **{o.status}**: {redact_text(o.error or '')}" for o in problems]
     markdown = "\n".join(lines)
     if FlowRunContext.get() is not None:
         create_table_artifact(
@@ -72,7 +73,8 @@ def print_upload_report(report: dict) -> None:
         print("No files to upload.")
     for row in rows:
         ident = row["encoura_file_id"] or "-"
-        print(f"[{row['status']:>16}] {row['file']}  {row['bytes'] or '-'} bytes  Encoura file id {ident}")
+        where = f"{row['source']}: " if row.get("source") else ""
+        print(f"[{row['status']:>16}] {where}{row['file']}  {row['bytes'] or '-'} bytes  Encoura file id {ident}")
         if row["moved_to"]:
             print(f"                   -> {row['moved_to']}")
         if row["error"]:

@@ -65,6 +65,7 @@ class UploadOutcome:
     error: str | None = None
     moved_to: str | None = None
     encoura_status: str | None = None
+    source: str = ""  # the upload source's name (`default` for UPLOAD_SOURCE), set by the task
 
     @property
     def is_problem(self) -> bool:

@@ -8,6 +8,7 @@ already inside the httpx client; task retries cover what a fresh attempt can fix
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 import httpx
@@ -74,20 +75,23 @@ def login(rt: UploadRuntime) -> str | None:
       retry_condition_fn=_retry_transient)
 def list_source(rt: UploadRuntime) -> list[SourceFile]:
     files = rt.source.list_files()
-    get_run_logger().info("%d file(s) match %s", len(files), rt.source.describe())
+    get_run_logger().info("%s: %d file(s) match %s", rt.settings.name, len(files), rt.source.describe())
     return files
 
 
 @task(name="upload-file", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient,
-      task_run_name="upload-{item.relative}")
+      task_run_name="upload-{rt.settings.name}-{item.relative}")
 def upload_file(rt: UploadRuntime, item: SourceFile) -> UploadOutcome:
     """Stage, validate, send once, poll, then archive / move to failed/ / report: one file, start to end."""
-    outcome = upload_steps.process_file(rt, item, on_status=StatusProgress(item.relative))
+    outcome = replace(
+        upload_steps.process_file(rt, item, on_status=StatusProgress(item.relative)), source=rt.settings.name
+    )
     log = get_run_logger()
     if outcome.is_problem:
-        log.error("%s: %s%s", item.relative, outcome.status, f" ({outcome.error})" if outcome.error else "")
+        detail = f" ({outcome.error})" if outcome.error else ""
+        log.error("%s: %s: %s%s", rt.settings.name, item.relative, outcome.status, detail)
     else:
-        log.info("%s: %s", item.relative, outcome.status)
+        log.info("%s: %s: %s", rt.settings.name, item.relative, outcome.status)
     return outcome
 
 
@@ -95,4 +99,4 @@ def upload_file(rt: UploadRuntime, item: SourceFile) -> UploadOutcome:
       task_run_name="resume-{row.name}")
 def resume_upload(rt: UploadRuntime, row: UploadRow) -> UploadOutcome:
     """An upload sent by an earlier run whose file is no longer in the source: finish checking it."""
-    return upload_steps.resume_orphan(rt, row, on_status=StatusProgress(row.name))
+    return replace(upload_steps.resume_orphan(rt, row, on_status=StatusProgress(row.name)), source=rt.settings.name)

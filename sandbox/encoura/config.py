@@ -53,6 +53,7 @@ FAULT_FIELDS = (
     "quote_session_token",
     "upload_status_steps",
     "require_content_type",
+    "require_api_key",
 )
 
 
@@ -113,6 +114,9 @@ class SandboxConfig(BaseModel):
     quote_session_token: bool = False
     upload_status_steps: int = Field(default=1, ge=1)
     require_content_type: bool = False
+    # Encoura's own upload sample sends no x-api-key and works: a missing key is accepted unless this is
+    # set. A wrong key is always refused (403), as the real API Gateway does.
+    require_api_key: bool = False
 
     @field_validator("fail_statuses")
     @classmethod

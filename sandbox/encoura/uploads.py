@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
 import uuid
@@ -104,8 +105,13 @@ def new_upload(org: str, body: dict[str, Any]) -> UploadRecord:
         problems.append(f"productType must be one of {', '.join(PRODUCT_TYPES)}, not {product_type!r}")
     if problems or not isinstance(file_name, str) or not isinstance(product_type, str):
         raise ApiError(400, "; ".join(problems))
+    original = body.get("originalFileName")
+    if original is not None and (not isinstance(original, str) or not original.strip()):
+        raise ApiError(400, "originalFileName must be a non-empty string when given")
     stamp = int(time.time())
-    path = PurePosixPath(file_name)
+    # The sample: "Signed URL will be generated to save file with this name" - originalFileName names the
+    # stored object; fileName is the record's label. Only its last path part is used (no `../` in keys).
+    path = PurePosixPath(re.split(r"[/\\]", original or file_name)[-1])
     unique = uuid.uuid4().hex[:8]  # two same-name records in one second must not share a key
     key = f"{fice_of(org)}/{product_type}/{path.stem}.{stamp}-{unique}{path.suffix}"
     now = datetime.now(UTC)

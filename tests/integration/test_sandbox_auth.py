@@ -83,6 +83,9 @@ def test_require_content_type_refuses_bare_bodies(encoura_sandbox: SandboxServer
 
 @pytest.mark.parametrize("api_key", [None, "not-the-key"], ids=["missing", "wrong"])
 def test_every_call_needs_the_api_key(encoura_sandbox: SandboxServer, api_key: str | None) -> None:
+    # A missing key is refused only with require_api_key (by default it is accepted: the official upload
+    # sample sends none and works against Encoura); a wrong key is refused always.
+    encoura_sandbox.configure(require_api_key=True)
     headers = {} if api_key is None else {"x-api-key": api_key}
     response = login(encoura_sandbox, headers=headers)
 
@@ -93,6 +96,11 @@ def test_every_call_needs_the_api_key(encoura_sandbox: SandboxServer, api_key: s
         if api_key:
             client.headers["x-api-key"] = api_key
         assert client.get("/datacenter/exports", params={"status": "Delivered"}).status_code == 403
+
+
+def test_missing_api_key_is_accepted_by_default(encoura_sandbox: SandboxServer) -> None:
+    assert login(encoura_sandbox, headers={}).status_code == 200
+    assert login(encoura_sandbox, headers={"x-api-key": "not-the-key"}).status_code == 403
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "JWT"])

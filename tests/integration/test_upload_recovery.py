@@ -211,7 +211,7 @@ def test_sent_file_removed_from_the_source_is_still_followed_to_its_end(
     capsys.readouterr()
     assert run(monkeypatch, {**env, "UPLOAD_POLL_TIMEOUT_SECONDS": "20"}) == exit_codes.OK
     out = capsys.readouterr().out
-    assert "[            done] enrollment_gone.csv" in out and "no longer there" in out
+    assert "[            done] default: enrollment_gone.csv" in out and "no longer there" in out
     assert len(sandbox.state.uploads_received) == 1
     # Settled: a third run has nothing left to do for it.
     assert run(monkeypatch, env) == exit_codes.OK

@@ -121,3 +121,51 @@ def test_toml_upload_table_ranks_below_env(monkeypatch: pytest.MonkeyPatch, tmp_
     settings, _ = load_upload_settings()
     assert (settings.product_type, settings.archive_dir) == ("affinity", "sent")
     assert settings.spec.pattern == "*.csv"
+
+
+def test_named_sources_each_with_own_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from encoura_tasks.upload.settings import load_upload_sources
+
+    monkeypatch.setenv("UPLOAD_SOURCE", f"{tmp_path.as_uri()}/old_*.csv")
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "affinity")
+    monkeypatch.setenv("UPLOAD_SOURCE_PASSWORD", "default-secret")
+    monkeypatch.setenv("UPLOAD_SOURCES__ENROLLMENT__URL", "sftp://sis@files.example.edu/outgoing/enrollment/*.csv")
+    monkeypatch.setenv("UPLOAD_SOURCES__ENROLLMENT__PRODUCT_TYPE", "Enrollment")
+    monkeypatch.setenv("UPLOAD_SOURCES__ENROLLMENT__PASSWORD", "sis-secret")
+    monkeypatch.setenv("UPLOAD_SOURCES__ENROLLMENT__HOST_KEY", HOST_KEY)
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__URL", f"{tmp_path.as_uri()}/ematch/*.csv")
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE", "ematch")
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__FAILED_DIR", "rejected")
+    sources = {s.name: (s, c) for s, c in load_upload_sources()}
+    assert list(sources) == ["default", "ematch", "enrollment"]
+    default, ematch, enrollment = sources["default"][0], sources["ematch"][0], sources["enrollment"][0]
+    assert (default.product_type, ematch.product_type, enrollment.product_type) == ("affinity", "ematch", "enrollment")
+    assert ematch.failed_dir == "rejected" and ematch.archive_dir == "processed"
+    assert ematch.source_password is None  # never the default source's password
+    assert sources["enrollment"][1].password.get_secret_value() == "sis-secret"
+    assert sources["enrollment"][1].host_key == HOST_KEY
+    assert enrollment.spec.pattern == "*.csv" and enrollment.spec.folder_url.endswith("/outgoing/enrollment")
+    assert "secret" not in repr(enrollment) and "secret" not in default.describe_source()
+
+
+def test_named_source_problems_name_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from encoura_tasks.upload.settings import load_upload_sources
+
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__URL", "sftp://u@h/outgoing/*.csv")  # sftp with no host key
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE", "ematch")
+    with pytest.raises(ConfigError) as info:
+        load_upload_sources()
+    assert "UPLOAD_SOURCES__EMATCH__" in info.value.render()
+    monkeypatch.setenv("UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE", "prospect")
+    with pytest.raises(ConfigError) as info:
+        load_upload_sources()
+    text = info.value.render()
+    assert "UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE:" in text
+    assert "UPLOAD_SOURCE:" not in text  # a wrong named source is not "no source at all"
+
+
+def test_no_source_at_all_names_both_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPLOAD_PRODUCT_TYPE", "enrollment")
+    with pytest.raises(ConfigError) as info:
+        load_upload_settings()
+    assert "UPLOAD_SOURCE:" in info.value.render() and "UPLOAD_SOURCES__<NAME>__URL" in info.value.render()
