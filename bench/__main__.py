@@ -306,7 +306,8 @@ def startup(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
             continue
         self_us, cumulative_us, name = line[len("import time:") :].split("|", 2)
         rows.append((int(cumulative_us), int(self_us), name.rstrip()))
-    top_level = [r for r in rows if not r[2].startswith("  ")]  # imported by our code or the interpreter
+    # Depth 1: what `flows.encoura_export` itself imports (depth 0 is just the module, holding it all).
+    top_level = [r for r in rows if r[2].startswith("  ") and not r[2].startswith("    ")]
     out["top_level_imports_ms"] = [
         {"module": n.strip(), "cumulative_ms": round(c / 1000, 1)} for c, _, n in sorted(top_level, reverse=True)[:12]
     ]
