@@ -38,12 +38,12 @@ from bench.exports import (
 )
 from bench.infra import PrefectServer, Proxy, SshServer, ensure_tools, run_measured, temp_dir
 from bench.machine import machine_info
-from bench.report import evaluate_targets, markdown_table
+from bench.report import docs_target, evaluate_targets, markdown_table, update_docs_table
 from sandbox.encoura import SandboxServer
 from sandbox.encoura.samples import sample_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("throughput", "memory", "orchestration", "flows")
+SCENARIOS = ("throughput", "roundtrips", "startup", "memory", "orchestration", "flows")
 LABELS = {
     "flow": "our flow (python -m flows.encoura_export)",
     "whatif": "what-if: our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8 (default is 4)",
@@ -54,8 +54,13 @@ LABELS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description="End-to-end benchmarks (issue #8).")
-    p.add_argument("--count", type=int, default=50, help="exports in the throughput run (default 50)")
-    p.add_argument("--size-mb", type=float, default=2.0, help="size of each export, MB (default 2)")
+    p.add_argument(
+        "--regime",
+        action="append",
+        default=None,
+        metavar="NAME=COUNTxBYTES",
+        help="throughput regimes (repeatable; default latency=200x20000 bandwidth=50x2000000)",
+    )
     p.add_argument("--latency-ms", type=float, default=20.0, help="proxy delay each way (default 20)")
     p.add_argument("--bandwidth-mbit", type=float, default=100.0, help="proxy's shared cap (default 100)")
     p.add_argument("--rclone-transfers", type=int, default=8)
@@ -83,12 +88,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("FEW", "MANY"),
         help="1 KB export counts for the orchestration run (default 20 200)",
     )
+    p.add_argument(
+        "--rt-counts",
+        type=int,
+        nargs=2,
+        default=[5, 25],
+        metavar=("FEW", "MANY"),
+        help="20 kB export counts for the round-trip probe, one file at a time (default 5 25)",
+    )
     p.add_argument("--flow-batch", type=int, default=10, help="Canvas/upload flow runs per batch (default 10)")
     p.add_argument(
-        "--no-whatif",
+        "--whatif",
         dest="whatif",
-        action="store_false",
-        help="skip the what-if export run (our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8)",
+        action="store_true",
+        help="add a what-if export run (our flow with DESTINATIONS__SLATE__MAX_CONCURRENCY=8)",
     )
     p.add_argument(
         "--nice",
@@ -110,6 +123,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="use this running Prefect server (http://127.0.0.1:PORT/api) instead of starting one",
     )
+    p.add_argument(
+        "--no-update-docs",
+        dest="update_docs",
+        action="store_false",
+        help="do not write the table into docs/performance.md (or README.md while docs/ does not exist)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default bench/results)")
     p.add_argument("--name", default="latest", help="result file stem (default latest)")
     return p.parse_args(argv)
@@ -120,11 +139,33 @@ def log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- scenarios
+REGIMES = {"latency": (200, 20_000), "bandwidth": (50, 2_000_000)}
+
+
+def regimes(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    if not args.regime:
+        return dict(REGIMES)
+    out = {}
+    for item in args.regime:
+        name, _, spec = item.partition("=")
+        count, _, size = spec.partition("x")
+        out[name] = (int(count), int(size))
+    return out
+
+
 def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    size, count = int(args.size_mb * MB), args.count
+    """Every regime, interleaved: round 1 of each regime and contender, then round 2, ..."""
+    wanted = regimes(args)
+    state = {name: _regime_setup(stack, args, name, count, size) for name, (count, size) in wanted.items()}
+    for round_no in range(1, args.repeat + 1):
+        for name in wanted:
+            _regime_round(stack, args, state[name], round_no)
+    return {name: _regime_best(state[name], args) for name in wanted}
+
+
+def _regime_setup(stack: Stack, args: argparse.Namespace, name: str, count: int, size: int) -> dict[str, Any]:
     total = size * count
     rate = stack.proxy.bytes_per_second
-    base = stack.ssh.remote_base
     out: dict[str, Any] = {
         "files": count,
         "file_bytes": size,
@@ -138,39 +179,55 @@ def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     out["link"] = measure_link(latency_ms=args.latency_ms, bandwidth_mbit=args.bandwidth_mbit, total_bytes=total)
     out["measured_floor_seconds"] = out["link"]["seconds"]
 
-    source = stack.workdir / "rclone-source"
+    source = stack.workdir / f"rclone-source-{name}"
     write_local_copies(source, count, size, "export")
     contenders = ["flow", "whatif", "baseline", "rclone"] if args.whatif else ["flow", "baseline", "rclone"]
-    attempts: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+    out["name"] = name
+    out["regime"] = f"{count} x {size / 1000:g} kB"
+    return {"out": out, "source": source, "contenders": contenders, "attempts": {key: [] for key in contenders}}
+
+
+def _regime_round(stack: Stack, args: argparse.Namespace, st: dict[str, Any], round_no: int) -> None:
     # Interleaved rounds, best of N per contender: a shared machine's load spikes hit one attempt,
     # rarely every attempt of the same contender.
-    for round_no in range(1, args.repeat + 1):
-        for key in contenders:
-            remote = f"{base}/{key}-{round_no}"
-            log(f"throughput round {round_no}/{args.repeat}: {LABELS[key]}")
-            if key != "rclone":
-                stack.sandbox.reset()
-                expected = add_sized_exports(stack.sandbox, count, size, "export")
-            if key == "flow":
-                run = run_export_flow(
-                    stack, label=f"flow-{round_no}", dest_env=stack.sftp_env("slate", stack.proxy.port, remote)
-                )
-            elif key == "whatif":
-                run = run_export_flow(
-                    stack,
-                    label=f"whatif-{round_no}",
-                    dest_env=stack.sftp_env("slate", stack.proxy.port, remote),
-                    extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
-                )
-            elif key == "baseline":
-                run = run_baseline(stack, label=f"baseline-{round_no}", remote_dir=remote, port=stack.proxy.port)
-            else:
-                run = run_rclone(
-                    stack, source=source, remote_dir=remote, port=stack.proxy.port, transfers=args.rclone_transfers
-                )
-                run["transfers"] = args.rclone_transfers
-            run["verify"] = verify_arrived(stack.ssh.local_dir(remote), expected)
-            attempts[key].append(run)
+    out, source, attempts = st["out"], st["source"], st["attempts"]
+    name, count, size, base = out["name"], out["files"], out["file_bytes"], stack.ssh.remote_base
+    for key in st["contenders"]:
+        remote = f"{base}/{name}-{key}-{round_no}"
+        log(f"throughput {name} ({out['regime']}) round {round_no}/{args.repeat}: {LABELS[key]}")
+        mark = stack.proxy.mark()
+        if key != "rclone":
+            stack.sandbox.reset()
+            expected = add_sized_exports(stack.sandbox, count, size, "export")
+            st["expected"] = expected
+        if key == "flow":
+            run = run_export_flow(
+                stack, label=f"{name}-flow-{round_no}", dest_env=stack.sftp_env("slate", stack.proxy.port, remote)
+            )
+        elif key == "whatif":
+            run = run_export_flow(
+                stack,
+                label=f"{name}-whatif-{round_no}",
+                dest_env=stack.sftp_env("slate", stack.proxy.port, remote),
+                extra={"DESTINATIONS__SLATE__MAX_CONCURRENCY": "8"},
+            )
+        elif key == "baseline":
+            run = run_baseline(stack, label=f"{name}-baseline-{round_no}", remote_dir=remote, port=stack.proxy.port)
+        else:
+            run = run_rclone(
+                stack, source=source, remote_dir=remote, port=stack.proxy.port, transfers=args.rclone_transfers
+            )
+            run["transfers"] = args.rclone_transfers
+        if key != "rclone":
+            st["expected"] = expected
+        run["verify"] = verify_arrived(stack.ssh.local_dir(remote), st["expected"])
+        run.update(round_trips(stack.proxy.connections_since(mark), count))
+        attempts[key].append(run)
+
+
+def _regime_best(st: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    out, attempts = st["out"], st["attempts"]
+    total = out["total_bytes"]
     for key, runs in attempts.items():
         ok = [r for r in runs if r["returncode"] == 0 and r["verify"]["ok"]] or runs
         best = dict(min(ok, key=lambda r: r["seconds"]))
@@ -186,6 +243,78 @@ def throughput(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             out[key]["mb_per_s"] = round(total / MB / out[key]["seconds"], 2)
             if out[key].get("flow_run_seconds"):
                 out[key]["flow_run_mb_per_s"] = round(total / MB / out[key]["flow_run_seconds"], 2)
+    return out
+
+
+def round_trips(connections: list[dict[str, Any]], files: int) -> dict[str, Any]:
+    """Turnarounds counted at the proxy for one run (SSH set-up included; files overlap when parallel)."""
+    total = sum(int(c.get("turnarounds", 0)) for c in connections)
+    return {
+        "connections": len(connections),
+        "turnarounds": total,
+        "turnarounds_per_file": round(total / files, 2) if files else None,
+        "up_bytes": sum(int(c.get("up_bytes", 0)) for c in connections),
+        "down_bytes": sum(int(c.get("down_bytes", 0)) for c in connections),
+    }
+
+
+def roundtrips(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """SFTP round trips per file on a first attempt, one file at a time, as the slope of two batch sizes.
+
+    One file at a time, so no file's waits hide behind another's; the slope between FEW and MANY
+    files removes SSH set-up, login and listing, which every run pays once.
+    """
+    few, many = args.rt_counts
+    size = 20_000
+    out: dict[str, Any] = {"file_bytes": size, "counts": [few, many]}
+    for key in ("flow", "rclone"):
+        runs = []
+        for count in (few, many):
+            remote = f"{stack.ssh.remote_base}/rt-{key}-{count}"
+            log(f"round trips: {key}, {count} x 20 kB, one file at a time")
+            mark = stack.proxy.mark()
+            if key == "flow":
+                stack.sandbox.reset()
+                add_sized_exports(stack.sandbox, count, size, "export")
+                run = run_export_flow(
+                    stack,
+                    label=f"rt-{count}",
+                    dest_env=stack.sftp_env("slate", stack.proxy.port, remote),
+                    extra={"MAX_PARALLEL_FILES": "1", "DESTINATIONS__SLATE__MAX_CONCURRENCY": "1"},
+                )
+            else:
+                source = stack.workdir / f"rt-source-{count}"
+                write_local_copies(source, count, size, "export")
+                run = run_rclone(stack, source=source, remote_dir=remote, port=stack.proxy.port, transfers=1)
+            run.update(round_trips(stack.proxy.connections_since(mark), count))
+            runs.append(run)
+        slope = (runs[1]["turnarounds"] - runs[0]["turnarounds"]) / (many - few)
+        out[key] = {"runs": runs, "round_trips_per_file": round(slope, 2)}
+    return out
+
+
+def startup(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Python start-up and the export flow's imports, alone (no flow run), and the slowest imports."""
+    out: dict[str, Any] = {}
+    for label, code in (("python_bare", "pass"), ("import_export_flow", "import flows.encoura_export")):
+        times = [run_measured([sys.executable, "-c", code], env).seconds for _ in range(3)]
+        out[f"{label}_seconds"] = round(min(times), 3)
+    result = run_measured([sys.executable, "-X", "importtime", "-c", "import flows.encoura_export"], env)
+    rows = []
+    for line in result.output.splitlines():
+        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line[len("import time:") :].split("|", 2)
+        rows.append((int(cumulative_us), int(self_us), name.rstrip()))
+    # Depth 1: what `flows.encoura_export` itself imports (depth 0 is just the module, holding it all).
+    top_level = [r for r in rows if r[2].startswith("  ") and not r[2].startswith("    ")]
+    out["top_level_imports_ms"] = [
+        {"module": n.strip(), "cumulative_ms": round(c / 1000, 1)} for c, _, n in sorted(top_level, reverse=True)[:12]
+    ]
+    out["slowest_self_ms"] = [
+        {"module": n.strip(), "self_ms": round(su / 1000, 1)}
+        for _, su, n in sorted(rows, key=lambda r: r[1], reverse=True)[:12]
+    ]
     return out
 
 
@@ -335,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     extra_env = dict(item.split("=", 1) for item in args.flow_env)
     with temp_dir("encoura-bench-") as work:
         ssh = SshServer(work / "ssh")
-        proxy = Proxy(0, args.latency_ms, args.bandwidth_mbit)
+        proxy = Proxy(0, args.latency_ms, args.bandwidth_mbit, stats_file=work / "proxy-connections.jsonl")
         fast_proxy = Proxy(0, args.latency_ms, args.memory_bandwidth_mbit or None)
         prefect = PrefectServer(work / "prefect-home")
         try:
@@ -355,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
                 stack = Stack(work, sandbox, ssh, proxy, prefect, extra_env)
                 if "throughput" in wanted:
                     results["throughput"] = throughput(stack, args)
+                if "roundtrips" in wanted:
+                    results["roundtrips"] = roundtrips(stack, args)
+                if "startup" in wanted:
+                    results["startup"] = startup(args, stack.base_env())
                 if "memory" in wanted:
                     results["memory"] = memory(stack, fast_proxy, args)
                 if "orchestration" in wanted:
@@ -374,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(results)
     (args.out / f"{args.name}.md").write_text(table)
     print(table)
+    if args.update_docs:
+        target = docs_target(Path(__file__).resolve().parent.parent)
+        how = update_docs_table(target, table)
+        log(f"table written into {target} ({how})")
     log(f"done in {results['total_seconds']:.0f} s; wrote {args.out / args.name}.json and .md")
     return 0
 

@@ -12,7 +12,9 @@ import json
 import mmap
 import os
 import sys
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +169,21 @@ def run_export_flow(
     env = stack.base_env() | dest_env | {"STATE_DIR": str(state_dir)} | (extra or {})
     cwd = stack.workdir / f"cwd-{label}"
     cwd.mkdir(parents=True, exist_ok=True)  # an empty cwd: no stray .env file gets read
+    wall_start = time.time()
     result = run_measured([sys.executable, "-m", module], env, cwd=cwd)
+    wall_end = time.time()
     out = _process_summary(result)
     run = stack.prefect.last_flow_run("encoura-export")
     if run is not None:
         out["flow_run_seconds"] = round(float(run.get("total_run_time") or 0.0), 3)
         out["flow_run_state"] = (run.get("state") or {}).get("type")
+        # Start-up as the user sees it: process start until Prefect says the flow run started
+        # (imports, settings, flow-run creation), and from its end until the process exited.
+        with contextlib.suppress(TypeError, ValueError):
+            began = datetime.fromisoformat(run["start_time"]).timestamp()
+            ended = datetime.fromisoformat(run["end_time"]).timestamp()
+            out["startup_seconds"] = round(began - wall_start, 3)
+            out["teardown_seconds"] = round(wall_end - ended, 3)
     return out
 
 

@@ -7,6 +7,7 @@ Processes are started by us and stopped by their own handle, never by name.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -176,6 +177,7 @@ class Proxy:
     bandwidth_mbit: float | None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    stats_file: Path | None = None  # per-connection JSON lines (bench.proxy --stats-file)
 
     def start(self) -> Proxy:
         self.port = free_port()
@@ -192,12 +194,38 @@ class Proxy:
             "--bandwidth-mbit",
             str(self.bandwidth_mbit or 0),
         ]
+        if self.stats_file is not None:
+            self.stats_file.touch()
+            cmd += ["--stats-file", str(self.stats_file)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, "latency proxy")
         return self
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+    def mark(self) -> int:
+        """Where the stats file ends now: connections after this mark belong to the next run."""
+        return self.stats_file.stat().st_size if self.stats_file is not None else 0
+
+    def connections_since(self, mark: int, timeout: float = 10.0) -> list[dict]:
+        """Closing records of every connection opened after `mark`, once they have all closed.
+
+        The measured process has exited when this is called, but the proxy notices the closed
+        sockets a moment later; wait (bounded) until every "open" after the mark has its "close".
+        """
+        if self.stats_file is None:
+            return []
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.stats_file) as fh:
+                fh.seek(mark)
+                records = [json.loads(line) for line in fh if line.strip()]
+            opened = {r["conn"] for r in records if r["event"] == "open"}
+            closed = {r["conn"]: r for r in records if r["event"] == "close"}
+            if opened <= closed.keys() or time.monotonic() > deadline:
+                return [closed[c] for c in sorted(opened) if c in closed]
+            time.sleep(0.05)
 
     @property
     def bytes_per_second(self) -> float | None:

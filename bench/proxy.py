@@ -14,6 +14,15 @@ It prints `PORT <n>` once it listens. Why it is built this way:
 The loopback kernel acknowledges TCP segments to the proxy at once, so TCP's own window dynamics
 over a long path are not modelled; SSH channel windows and SFTP request round trips, which decide
 SFTP throughput, are.
+
+Round trips are counted here, because SSH is encrypted and no SFTP packet can be read. A *turnaround*
+is a client->server burst that starts after the client sat waiting for the server: the last chunk
+seen on the connection went server->client, and the client had sent nothing for at least
+`--turnaround-gap-ms` (default: 1.5 x the one-way delay, i.e. three quarters of the emulated round
+trip; a client that waits for an answer is silent for at least the full round trip, a client that
+pipelines keeps sending and is never counted). With `--stats-file`, every connection appends one JSON
+line when it opens and one when it closes (bytes, chunks, turnarounds each way), so the benchmark can
+count per run.
 """
 
 from __future__ import annotations
@@ -21,8 +30,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 CHUNK = 64 * 1024
 MAX_IN_FLIGHT_CHUNKS = 256  # bounds memory; 16 MiB per direction per connection at most
@@ -54,13 +67,58 @@ class SharedLink:
             await asyncio.sleep(wait)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: SharedLink, latency: float) -> None:
+@dataclass
+class ConnectionStats:
+    """What one proxied connection carried; `turnarounds` counts client waits for the server (see above)."""
+
+    conn: int
+    opened: float = field(default_factory=time.time)
+    closed: float | None = None
+    up_bytes: int = 0
+    down_bytes: int = 0
+    up_chunks: int = 0
+    down_chunks: int = 0
+    turnarounds: int = 0
+    gap: float = 0.03
+    last_direction: str = ""
+    last_up: float = 0.0
+
+    def seen(self, direction: str, size: int, now: float) -> None:
+        """Record one chunk read from either side, in the order the proxy read them."""
+        if direction == "up":
+            if self.last_direction == "down" and now - self.last_up >= self.gap:
+                self.turnarounds += 1
+            self.up_bytes += size
+            self.up_chunks += 1
+            self.last_up = now
+        else:
+            self.down_bytes += size
+            self.down_chunks += 1
+        self.last_direction = direction
+
+    def record(self) -> dict[str, object]:
+        out = asdict(self)
+        for key in ("gap", "last_direction", "last_up"):
+            out.pop(key)
+        return out
+
+
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    link: SharedLink,
+    latency: float,
+    stats: ConnectionStats | None = None,
+    direction: str = "up",
+) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(maxsize=MAX_IN_FLIGHT_CHUNKS)
 
     async def feed() -> None:
         try:
             while data := await reader.read(CHUNK):
+                if stats is not None:
+                    stats.seen(direction, len(data), loop.time())
                 await link.transmit(len(data))
                 await queue.put((loop.time() + latency, data))
         except (ConnectionError, OSError):
@@ -99,27 +157,47 @@ def _nodelay(writer: asyncio.StreamWriter) -> None:
 
 
 class LatencyProxy:
-    def __init__(self, target: tuple[str, int], *, latency_ms: float, bandwidth_mbit: float | None) -> None:
+    def __init__(
+        self,
+        target: tuple[str, int],
+        *,
+        latency_ms: float,
+        bandwidth_mbit: float | None,
+        stats_file: Path | None = None,
+        turnaround_gap_ms: float | None = None,
+    ) -> None:
         self.target = target
         self.latency = latency_ms / 1000.0
+        self.stats_file = stats_file
+        self.gap = (turnaround_gap_ms if turnaround_gap_ms is not None else 1.5 * latency_ms) / 1000.0
+        self.closed: list[ConnectionStats] = []
         rate = bandwidth_mbit * 1_000_000 / 8 if bandwidth_mbit else None
         self.up = SharedLink(rate)  # client -> server
         self.down = SharedLink(rate)  # server -> client
         self.connections = 0
 
+    def _log(self, event: str, stats: ConnectionStats) -> None:
+        if self.stats_file is not None:
+            with open(self.stats_file, "a") as fh:
+                fh.write(json.dumps({"event": event, **stats.record()}) + "\n")
+
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        stats = ConnectionStats(self.connections, gap=self.gap)
+        self._log("open", stats)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
             client_writer.close()
+            stats.closed = time.time()
+            self._log("close", stats)
             return
         _nodelay(client_writer)
         _nodelay(server_writer)
         try:
             await asyncio.gather(
-                _pump(client_reader, server_writer, self.up, self.latency),
-                _pump(server_reader, client_writer, self.down, self.latency),
+                _pump(client_reader, server_writer, self.up, self.latency, stats, "up"),
+                _pump(server_reader, client_writer, self.down, self.latency, stats, "down"),
             )
         except asyncio.CancelledError:
             pass  # shutting down
@@ -128,10 +206,27 @@ class LatencyProxy:
                 w.close()
                 with contextlib.suppress(Exception):
                     await w.wait_closed()
+            stats.closed = time.time()
+            self.closed.append(stats)
+            self._log("close", stats)
 
 
-async def serve(target: tuple[str, int], *, port: int, latency_ms: float, bandwidth_mbit: float | None) -> None:
-    proxy = LatencyProxy(target, latency_ms=latency_ms, bandwidth_mbit=bandwidth_mbit)
+async def serve(
+    target: tuple[str, int],
+    *,
+    port: int,
+    latency_ms: float,
+    bandwidth_mbit: float | None,
+    stats_file: Path | None = None,
+    turnaround_gap_ms: float | None = None,
+) -> None:
+    proxy = LatencyProxy(
+        target,
+        latency_ms=latency_ms,
+        bandwidth_mbit=bandwidth_mbit,
+        stats_file=stats_file,
+        turnaround_gap_ms=turnaround_gap_ms,
+    )
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", port)
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound}", flush=True)
@@ -151,10 +246,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--bandwidth-mbit", type=float, default=100.0, help="shared cap per direction, 0 = none (default 100)"
     )
+    parser.add_argument("--stats-file", type=Path, default=None, help="append per-connection JSON lines here")
+    parser.add_argument(
+        "--turnaround-gap-ms",
+        type=float,
+        default=None,
+        help="client silence that makes a server->client->server change a round trip (default 1.5 x latency)",
+    )
     args = parser.parse_args(argv)
     host, _, port = args.target.rpartition(":")
     asyncio.run(
-        serve((host, int(port)), port=args.port, latency_ms=args.latency_ms, bandwidth_mbit=args.bandwidth_mbit or None)
+        serve(
+            (host, int(port)),
+            port=args.port,
+            latency_ms=args.latency_ms,
+            bandwidth_mbit=args.bandwidth_mbit or None,
+            stats_file=args.stats_file,
+            turnaround_gap_ms=args.turnaround_gap_ms,
+        )
     )
 
 
