@@ -8,7 +8,7 @@ keeps copy/verify/rename in its operations layer and each backend only speaks it
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
@@ -90,8 +90,12 @@ class Destination:
         sha256: str,
         size: int,
         callback: Callback | None = None,
+        before_rename: Callable[[str | None, str], None] | None = None,
     ) -> Receipt:
-        """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename."""
+        """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename.
+
+        `before_rename(temp, final)` (root-relative paths; temp None for a create-only put) runs
+        right before the final name can appear: the caller records its publish intent there."""
         from destinations.publish import publish_file
 
         self._check_relative(relative_path)
@@ -101,16 +105,39 @@ class Destination:
             return self._guard(
                 relative_path,
                 lambda: publish_file(
-                    self, Path(local_path), relative_path, sha256=sha256, size=size, callback=callback
+                    self,
+                    Path(local_path),
+                    relative_path,
+                    sha256=sha256,
+                    size=size,
+                    callback=callback,
+                    before_rename=before_rename,
                 ),
+            )
+
+    def settle_intent(
+        self, local_path: Path | None, temp_path: str | None, relative_path: str, *, sha256: str, size: int
+    ) -> tuple[str, Receipt | None]:
+        """Finish a recorded publish intent: ("renamed"|"present"|"taken"|"absent", receipt). See
+        destinations.publish.settle_intent."""
+        from destinations.publish import settle_intent
+
+        self._check_relative(relative_path)
+        if temp_path is not None:
+            self._check_relative(temp_path)
+        with host_slot(self.config.url), self._slots:
+            return self._guard(
+                relative_path,
+                lambda: settle_intent(self, local_path, temp_path, relative_path, sha256=sha256, size=size),
             )
 
     def exists(self, relative_path: str) -> int | None:
         self._check_relative(relative_path)
         return self._guard(relative_path, lambda: self._size(self.full_path(relative_path)))
 
-    def sweep(self, *, older_than: float | None = None) -> list[str]:
-        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s).
+    def sweep(self, *, older_than: float | None = None, keep: Collection[str] = ()) -> list[str]:
+        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s,
+        never those in `keep`: temps an open publish intent owns).
 
         Default: the destination's `sweep_grace_seconds` (DESTINATIONS__<NAME>__SWEEP_GRACE_SECONDS).
         """
@@ -118,7 +145,7 @@ class Destination:
 
         if older_than is None:
             older_than = self.config.sweep_grace_seconds
-        return self._guard("", lambda: sweep_temps(self, older_than=older_than))
+        return self._guard("", lambda: sweep_temps(self, older_than=older_than, keep=keep))
 
     def probe(self) -> None:
         """Write and remove a small file under a temp name: proves we can connect, write and delete."""
