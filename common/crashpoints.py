@@ -7,6 +7,9 @@ suite in tests/reliability/ sets `ENCOURA_SLATE_CRASHPOINT=<name>[@<n>]` on a fl
 the process SIGKILLs itself the n-th time (default: first) it reaches `crashpoint(<name>)`:
 exactly what a power cut or OOM kill at that instant would do (no cleanup, no finally blocks).
 
+`<name>[@<n>]:stop` SIGSTOPs instead: the process freezes there (a suspended VM, a long GC pause)
+until the test sends SIGCONT; the lease-loss tests use it to freeze a run past its claim's lease.
+
 Production never sets the variable; the cost is one environment lookup per call.
 """
 
@@ -28,6 +31,7 @@ def crashpoint(name: str) -> None:
     wanted = os.environ.get(CRASHPOINT_ENV)
     if not wanted:
         return
+    wanted, _, action = wanted.partition(":")
     point, _, nth = wanted.partition("@")
     if point != name:
         return
@@ -35,4 +39,4 @@ def crashpoint(name: str) -> None:
         _hits[name] += 1
         reached = _hits[name] == int(nth or 1)
     if reached:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)

@@ -35,7 +35,7 @@ from ledger.models import deliveries, exports, listings, metadata, publish_inten
 logger = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
+def worker_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -96,7 +96,7 @@ def _claim_lost_from_message(message: str, what: str, key: object) -> ClaimLost:
     return exc
 
 
-def _db_now(conn: Connection) -> datetime:
+def db_now(conn: Connection) -> datetime:
     """The database's clock: every worker's leases are measured against one clock, not each its own."""
     if conn.dialect.name == "sqlite":
         # CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds. SQLite runs on the host
@@ -265,7 +265,7 @@ class Ledger:
     def _claim(self, table: Table, key_col: str, key: Any, me: ClaimOwner) -> bool:
         key_column = table.c[key_col]
         with self.engine.begin() as conn:
-            now = _db_now(conn)
+            now = db_now(conn)
             row = conn.execute(select(table.c.claimed_by, table.c.claim_expires_at).where(key_column == key)).first()
             if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me, now):
                 return False
@@ -286,7 +286,7 @@ class Ledger:
         result = conn.execute(
             update(table)
             .where(and_(table.c[key_col] == key, table.c.claimed_by == me.token()))
-            .values(claim_expires_at=_db_now(conn) + self.claim_ttl)
+            .values(claim_expires_at=db_now(conn) + self.claim_ttl)
         )
         if result.rowcount != 1:
             what = "export" if table is exports else "upload"
@@ -324,7 +324,7 @@ class Ledger:
         caller that expected more learns that another run took some over."""
         renewed = 0
         with self.engine.begin() as conn:
-            expires = _db_now(conn) + self.claim_ttl
+            expires = db_now(conn) + self.claim_ttl
             for table in (exports, uploads):
                 result = conn.execute(
                     update(table).where(table.c.claimed_by == me.token()).values(claim_expires_at=expires)
@@ -344,13 +344,13 @@ class Ledger:
             while not stop.wait(interval):
                 try:
                     self.renew_claims(me)
-                    self._note_lost_claims(me)
+                    self.note_lost_claims(me)
                 except Exception:  # noqa: S112 - a missed beat only shortens the lease
                     continue
 
         threading.Thread(target=beat, name="ledger-heartbeat", daemon=True).start()
 
-    def _note_lost_claims(self, me: ClaimOwner) -> None:
+    def note_lost_claims(self, me: ClaimOwner) -> None:
         """Log once per export claimed by this run that another run now holds: the writes that follow
         will be refused (ClaimLost); the log line says why before they are."""
         with self._held_lock:
@@ -378,7 +378,7 @@ class Ledger:
     # ---------------------------------------------------------------- listings
     def listing_started(self, product_key: str) -> int:
         with self.engine.begin() as conn:
-            result = conn.execute(insert(listings).values(product_key=product_key, started_at=_now()))
+            result = conn.execute(insert(listings).values(product_key=product_key, started_at=worker_now()))
             return int(result.inserted_primary_key[0])
 
     def listing_finished(self, listing_id: int, *, recovered_older: bool = True) -> None:
@@ -387,13 +387,13 @@ class Ledger:
         with self.engine.begin() as conn:
             key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
             if not recovered_older:
-                conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=_now()))
+                conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=worker_now()))
                 return
             same = listings.c.product_key.isnot(None) if key == ALL_PRODUCTS else listings.c.product_key == key
             conn.execute(
                 update(listings)
                 .where(and_(same, listings.c.finished_at.is_(None), listings.c.id <= listing_id))
-                .values(finished_at=_now())
+                .values(finished_at=worker_now())
             )
 
     def interrupted_listing(self, product_key: str) -> bool:
@@ -422,7 +422,7 @@ class Ledger:
                 exists = conn.execute(select(exports.c.uid).where(exports.c.uid == uid)).first()
                 if exists:
                     continue
-                values = {"uid": uid, "product_key": product_key, "status": "listed", "listed_at": _now()}
+                values = {"uid": uid, "product_key": product_key, "status": "listed", "listed_at": worker_now()}
                 values["attempts"] = 0
                 if conn.dialect.name == "postgresql":
                     # READ COMMITTED: a concurrent run may insert the same uid between our check and insert.
@@ -482,7 +482,7 @@ class Ledger:
                     source_name=source_name,
                     size=size,
                     sha256=sha256,
-                    staged_at=_now(),
+                    staged_at=worker_now(),
                     last_error=None,
                 )
             )
@@ -504,7 +504,7 @@ class Ledger:
             conn.execute(
                 update(exports)
                 .where(exports.c.uid == uid)
-                .values(status="delivered", delivered_at=_now(), last_error=None)
+                .values(status="delivered", delivered_at=worker_now(), last_error=None)
             )
         crashpoint("ledger.mark_export_delivered")
 
@@ -563,7 +563,7 @@ class Ledger:
                 conn.execute(
                     update(publish_intents)
                     .where(publish_intents.c.id == intent_id)
-                    .values(status=intent_status, note=note, settled_at=_db_now(conn))
+                    .values(status=intent_status, note=note, settled_at=db_now(conn))
                 )
             conn.execute(
                 update(deliveries)
@@ -574,7 +574,7 @@ class Ledger:
                     final_path=final_path,
                     size=size,
                     sha256=sha256,
-                    delivered_at=_now(),
+                    delivered_at=worker_now(),
                     last_error=None,
                     attempts=deliveries.c.attempts + 1,
                 )
@@ -609,7 +609,7 @@ class Ledger:
         failed before its rename and left nothing behind but what the sweep removes."""
         with self.engine.begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
-            now = _db_now(conn)
+            now = db_now(conn)
             conn.execute(
                 update(publish_intents)
                 .where(
@@ -656,7 +656,7 @@ class Ledger:
             conn.execute(
                 update(publish_intents)
                 .where(publish_intents.c.id == intent_id)
-                .values(status=status, note=note[:2000], settled_at=_db_now(conn))
+                .values(status=status, note=note[:2000], settled_at=db_now(conn))
             )
 
     # ----------------------------------------------------------------- uploads
@@ -683,8 +683,8 @@ class Ledger:
                         size=size,
                         product_type=product_type,
                         status="new",
-                        created_at=_now(),
-                        updated_at=_now(),
+                        created_at=worker_now(),
+                        updated_at=worker_now(),
                     )
                 )
         except IntegrityError:
@@ -702,7 +702,7 @@ class Ledger:
             raise ValueError(f"unknown upload fields: {sorted(unknown)}")
         with self.engine.begin() as conn:
             self._fence(conn, uploads, "id", upload_id, me)
-            conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now(), **values))
+            conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=worker_now(), **values))
 
     def release_upload(self, upload_id: int, me: ClaimOwner) -> None:
         with self.engine.begin() as conn:

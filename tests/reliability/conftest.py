@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.encoura import SandboxServer
-from tests.reliability.harness import DirView, Rig, Zygote, local_env, sftp_env
+from tests.reliability.harness import DirView, ImportedView, Rig, Zygote, local_env, sftp_env
 from tests.support.fault_proxy import FaultProxy
 
 
@@ -50,3 +50,12 @@ def zygote() -> Iterator[Zygote]:
         yield z
     finally:
         z.close()
+
+
+@pytest.fixture
+def slate_importer(rig: Rig, sftp_server):  # type: ignore[no-untyped-def]
+    """Switch Slate's importer on beside the rig's SFTP server: final-named files leave
+    /incoming/ for /incoming/processed/ at random moments; the slate view counts every arrival."""
+    importer = sftp_server.start_importer("incoming", max_delay=0.3)
+    rig.views = [ImportedView("slate", v.root, importer) if v.name == "slate" else v for v in rig.views]
+    return importer
