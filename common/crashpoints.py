@@ -15,15 +15,31 @@ Production never sets the variable; the cost is one environment lookup per call.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
 CRASHPOINT_ENV = "ENCOURA_SLATE_CRASHPOINT"
 
 _lock = threading.Lock()
 _hits: Counter[str] = Counter()
+# Held by `quiet_section` users (the ledger's write transactions) while a ":stop" point is armed,
+# and taken by the stop action before it freezes: a frozen test process never holds a database
+# lock from another of its threads (the heartbeat), which would block the run meant to take over.
+_quiet = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet_section() -> Iterator[None]:
+    """Mark a section the process must not freeze inside (no-op unless a ':stop' point is armed)."""
+    if not os.environ.get(CRASHPOINT_ENV, "").endswith(":stop"):
+        yield
+        return
+    with _quiet:
+        yield
 
 
 def crashpoint(name: str) -> None:
@@ -38,5 +54,10 @@ def crashpoint(name: str) -> None:
     with _lock:
         _hits[name] += 1
         reached = _hits[name] == int(nth or 1)
-    if reached:
-        os.kill(os.getpid(), signal.SIGSTOP if action == "stop" else signal.SIGKILL)
+    if not reached:
+        return
+    if action == "stop":
+        with _quiet:  # wait until no other thread is inside a quiet section, then freeze
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -13,6 +13,7 @@ the export to another run gets `ClaimLost` at its next write or rename, instead 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -20,6 +21,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from common.crashpoints import crashpoint
+from common.crashpoints import crashpoint, quiet_section
 from ledger.liveness import pid_exists
 from ledger.migrations import upgrade
 from ledger.models import deliveries, exports, listings, metadata, publish_intents, uploads
@@ -194,7 +196,7 @@ class Ledger:
         self.url = url
         self.claim_ttl = claim_ttl
         self.engine = self._make_engine(url)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             added = upgrade(conn)  # idempotent; serialised between workers
         if added and sum(a.startswith("table") for a in added) < len(metadata.tables):  # not a fresh ledger
             logger.info("Ledger schema upgraded: added %s", ", ".join(added))
@@ -237,7 +239,16 @@ class Ledger:
                 conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        # A worker frozen inside a transaction (a suspended VM) would hold its row locks forever and
+        # block the run taking over; the server ends such a session after a minute instead.
+        options = {"options": "-c idle_in_transaction_session_timeout=60000"} if url.startswith("postgresql") else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=options)
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One write transaction (see common.crashpoints.quiet_section for the test-only guard)."""
+        with quiet_section(), self.engine.begin() as conn:
+            yield conn
 
     def _read(self) -> Connection:
         """A connection for queries only (no write lock on SQLite)."""
@@ -264,7 +275,7 @@ class Ledger:
 
     def _claim(self, table: Table, key_col: str, key: Any, me: ClaimOwner) -> bool:
         key_column = table.c[key_col]
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             now = db_now(conn)
             row = conn.execute(select(table.c.claimed_by, table.c.claim_expires_at).where(key_column == key)).first()
             if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me, now):
@@ -295,7 +306,7 @@ class Ledger:
     def holds_export(self, uid: str, me: ClaimOwner) -> bool:
         """Renew and report: True while this run still holds the export's claim."""
         try:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 self._fence(conn, exports, "uid", uid, me)
         except ClaimLost:
             return False
@@ -312,7 +323,7 @@ class Ledger:
     def release_export(self, uid: str, me: ClaimOwner) -> None:
         with self._held_lock:
             self._held.discard(uid)
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(exports)
                 .where(and_(exports.c.uid == uid, exports.c.claimed_by == me.token()))
@@ -323,7 +334,7 @@ class Ledger:
         """Extend every lease this run holds (database clock); returns how many it still holds, so a
         caller that expected more learns that another run took some over."""
         renewed = 0
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             expires = db_now(conn) + self.claim_ttl
             for table in (exports, uploads):
                 result = conn.execute(
@@ -377,14 +388,14 @@ class Ledger:
 
     # ---------------------------------------------------------------- listings
     def listing_started(self, product_key: str) -> int:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(insert(listings).values(product_key=product_key, started_at=worker_now()))
             return int(result.inserted_primary_key[0])
 
     def listing_finished(self, listing_id: int, *, recovered_older: bool = True) -> None:
         """Close the journal entry and, when `recovered_older`, the older interrupted ones this run
         recovered: those of the same product, or of every product for an all-products listing (key "")."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
             if not recovered_older:
                 conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=worker_now()))
@@ -417,7 +428,7 @@ class Ledger:
         """Insert (uid, product_key) pairs not seen before; returns the new uids. Idempotent."""
         crashpoint("listing.answered")  # a listing's answer (which consumed the exports) is not recorded yet
         new: list[str] = []
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for uid, product_key in listed:
                 exists = conn.execute(select(exports.c.uid).where(exports.c.uid == uid)).first()
                 if exists:
@@ -461,7 +472,7 @@ class Ledger:
             return current.file_name
         for candidate in (wanted, fallback):
             try:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     self._fence(conn, exports, "uid", uid, me)
                     conn.execute(update(exports).where(exports.c.uid == uid).values(file_name=candidate))
                 return candidate
@@ -472,7 +483,7 @@ class Ledger:
     def mark_staged(
         self, uid: str, *, source_name: str, size: int, sha256: str, me: ClaimOwner | None = None
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(exports)
@@ -494,12 +505,12 @@ class Ledger:
         values: dict[str, Any] = {"last_error": error[:2000], "attempts": exports.c.attempts + 1}
         if rejected:
             values["status"] = "rejected"
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(update(exports).where(exports.c.uid == uid).values(**values))
 
     def mark_export_delivered(self, uid: str, *, me: ClaimOwner | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(exports)
@@ -511,7 +522,7 @@ class Ledger:
     def reset_for_redelivery(self, uid: str, product_key: str = "") -> None:
         """--redeliver: make a delivered (or unknown) export pending again, for every destination."""
         self.record_listed([(uid, product_key)])
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(update(exports).where(exports.c.uid == uid).values(status="listed", last_error=None))
             conn.execute(
                 update(deliveries).where(deliveries.c.export_uid == uid).values(status="pending", last_error=None)
@@ -519,7 +530,7 @@ class Ledger:
 
     # -------------------------------------------------------------- deliveries
     def ensure_deliveries(self, uid: str, destinations: list[str], *, me: ClaimOwner | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             have = {
                 r.destination
@@ -557,7 +568,7 @@ class Ledger:
         note: str | None = None,
     ) -> None:
         """Record a confirmed delivery and, in the same transaction, close the intent it came from."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             if intent_id is not None:
                 conn.execute(
@@ -582,7 +593,7 @@ class Ledger:
         crashpoint("ledger.mark_delivered")
 
     def mark_delivery_failed(self, uid: str, destination: str, error: str, *, me: ClaimOwner | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(deliveries)
@@ -607,7 +618,7 @@ class Ledger:
         An older open intent for the same export and destination is superseded: a run settles
         open intents before it publishes, so one still open here belonged to an attempt that
         failed before its rename and left nothing behind but what the sweep removes."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             now = db_now(conn)
             conn.execute(
@@ -651,7 +662,7 @@ class Ledger:
 
     def close_intent(self, intent_id: int, status: str, note: str, *, uid: str, me: ClaimOwner | None = None) -> None:
         """Settle an intent that did not end in a delivery (e.g. `abandoned`: nothing arrived)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(publish_intents)
@@ -674,7 +685,7 @@ class Ledger:
     ) -> UploadRow | None:
         """Create or take the upload record for this content; None when another live run holds it."""
         try:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 conn.execute(
                     insert(uploads).values(
                         source=source,
@@ -700,12 +711,12 @@ class Ledger:
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown upload fields: {sorted(unknown)}")
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             self._fence(conn, uploads, "id", upload_id, me)
             conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=worker_now(), **values))
 
     def release_upload(self, upload_id: int, me: ClaimOwner) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(uploads)
                 .where(and_(uploads.c.id == upload_id, uploads.c.claimed_by == me.token()))

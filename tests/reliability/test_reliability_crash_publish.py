@@ -45,11 +45,15 @@ def _points(rig: Rig, proxy: FaultProxy) -> list[KillPoint]:
     for i in range(AFTER_RENAME):
         n = 1 + i % 4
         points.append(
-            KillPoint("rename", f"publish.after_rename@{n}", crashpoint=f"publish.after_rename@{n}", sizes=SMALL)
+            KillPoint(
+                "rename", f"publish.after_rename@{n}", crashpoint=f"publish.after_rename@{n}", sizes=SMALL, chain=True
+            )
         )
     for i in range(AFTER_PUT):
         n = 1 + i % 2
-        points.append(KillPoint("put", f"publish.after_put@{n}", crashpoint=f"publish.after_put@{n}", sizes=SMALL))
+        points.append(
+            KillPoint("put", f"publish.after_put@{n}", crashpoint=f"publish.after_put@{n}", sizes=SMALL, chain=True)
+        )
     for n in (1, 2, 4):
         points.append(KillPoint("ledger", f"ledger.mark_delivered@{n}", crashpoint=f"ledger.mark_delivered@{n}"))
     for n in (1, 2):
