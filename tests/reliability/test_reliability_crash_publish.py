@@ -37,10 +37,10 @@ def _points(rig: Rig, proxy: FaultProxy) -> list[KillPoint]:
         teardown=proxy.clear,
         sizes=(640_000, 2_000),
     )
-    points: list[KillPoint] = [mid_upload] * 3
-    for n in (1, 3, 4):
+    points: list[KillPoint] = [mid_upload] * 2
+    for n in (1, 4):
         points.append(KillPoint("rename", f"publish.before_rename@{n}", crashpoint=f"publish.before_rename@{n}"))
-    for n in (1, 2, 3):
+    for n in (1, 3):
         points.append(KillPoint("ledger", f"ledger.record_intent@{n}", crashpoint=f"ledger.record_intent@{n}"))
     for i in range(AFTER_RENAME):
         n = 1 + i % 4
@@ -54,9 +54,9 @@ def _points(rig: Rig, proxy: FaultProxy) -> list[KillPoint]:
         points.append(
             KillPoint("put", f"publish.after_put@{n}", crashpoint=f"publish.after_put@{n}", sizes=SMALL, chain=True)
         )
-    for n in (1, 2, 4):
+    for n in (1, 4):
         points.append(KillPoint("ledger", f"ledger.mark_delivered@{n}", crashpoint=f"ledger.mark_delivered@{n}"))
-    for n in (1, 2):
+    for n in (2,):
         points.append(
             KillPoint("ledger", f"ledger.mark_export_delivered@{n}", crashpoint=f"ledger.mark_export_delivered@{n}")
         )
