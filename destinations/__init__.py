@@ -1,9 +1,19 @@
 """Where files land: Slate SFTP, shares, S3 or any fsspec URL, through one atomic, verified publish path.
 
-Public API (see README, "Destinations"): `DestinationConfig`, `open_destination`, `filesystem_for`, `close_filesystem`,
-`Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
+Importing this package registers `SlateSFTPFileSystem` with fsspec for `sftp://` and `ssh://`
+(clobbering sshfs's registration), so every way of reaching SFTP in this process verifies host keys.
+
+Public API (see doc-notes/destinations.md): `DestinationConfig`, `open_destination`, `filesystem_for`,
+`close_filesystem`, `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
+`RootFolderMissing`, `SlateSFTPFileSystem`, the plain functions `publish`, `move_noreplace`, `sweep`,
+`probe`, `check_root`, `reachable`, URL helpers `uses_sftp` / `url_protocols`, and the templates
 `PathContext`, `render_path`, `validate_template`.
 """
+
+from pathlib import Path
+
+import fsspec
+from fsspec.callbacks import Callback
 
 from destinations.base import (
     DEFAULT_SWEEP_GRACE_SECONDS,
@@ -13,9 +23,44 @@ from destinations.base import (
     PublishError,
     Receipt,
 )
-from destinations.config import ENTRY_POINT_GROUP, DestinationConfig
+from destinations.config import ENTRY_POINT_GROUP, DestinationConfig, url_protocols, uses_sftp
+from destinations.publish import (
+    ProbeReport,
+    RootFolderMissing,
+    check_root,
+    move_noreplace,
+    reachable,
+    sweep,
+)
 from destinations.registry import close_filesystem, filesystem_for, open_destination
+from destinations.sftpfs import HostKeyRequired, SlateSFTPFileSystem
 from destinations.templates import PathContext, render_path, validate_template
+
+for _protocol in SlateSFTPFileSystem.protocol:
+    fsspec.register_implementation(_protocol, SlateSFTPFileSystem, clobber=True)
+
+
+def probe(dest: Destination) -> ProbeReport:
+    """The preflight's whole-publish-path check (see `Destination.probe`); errors come out as
+    PublishError / DestinationUnavailable / HostKeyError naming the destination, secrets redacted."""
+    return dest.probe()
+
+
+def publish(
+    dest: Destination,
+    local_path: Path,
+    relative_path: str,
+    *,
+    sha256: str,
+    size: int,
+    callback: Callback | None = None,
+    first_attempt: bool = False,
+) -> Receipt:
+    """The publish algorithm (temp name, verify, rename never replacing) on any destination."""
+    return dest.publish(
+        local_path, relative_path, sha256=sha256, size=size, callback=callback, first_attempt=first_attempt
+    )
+
 
 __all__ = [
     "DEFAULT_SWEEP_GRACE_SECONDS",
@@ -24,12 +69,24 @@ __all__ = [
     "DestinationConfig",
     "DestinationUnavailable",
     "HostKeyError",
+    "HostKeyRequired",
     "PathContext",
+    "ProbeReport",
     "PublishError",
     "Receipt",
+    "RootFolderMissing",
+    "SlateSFTPFileSystem",
+    "check_root",
     "close_filesystem",
     "filesystem_for",
+    "move_noreplace",
     "open_destination",
+    "probe",
+    "publish",
+    "reachable",
     "render_path",
+    "sweep",
+    "url_protocols",
+    "uses_sftp",
     "validate_template",
 ]

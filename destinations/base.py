@@ -9,62 +9,37 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from fsspec.callbacks import Callback
 
 from common.host_limits import host_slot
-from common.redaction import redact_text, redact_url
+from common.redaction import redact_url
+from destinations import publish as operations
+from destinations.config import DEFAULT_SWEEP_GRACE_SECONDS, DestinationConfig
+from destinations.errors import DestinationUnavailable, HostKeyError, PublishError, Receipt
 from destinations.templates import check_relative_path
-
-if TYPE_CHECKING:
-    from destinations.config import DestinationConfig
 
 T = TypeVar("T")
 
-DEFAULT_SWEEP_GRACE_SECONDS = 3600.0
-
-
-@dataclass(frozen=True)
-class Receipt:
-    destination: str
-    final_path: str  # redacted full location, for reports
-    relative_path: str
-    size: int
-    sha256: str | None  # verified at the destination (read back), else None
-    checksum: str | None  # e.g. "md5:<hex>" from a single-part S3 ETag
-    already_present: bool
-
-
-class PublishError(Exception):
-    """One file could not be delivered to one destination; the destination stays usable."""
-
-    def __init__(self, message: str, *, destination: str = "", relative_path: str = "") -> None:
-        self.destination = destination
-        self.relative_path = relative_path
-        super().__init__(redact_text(message))
-
-    def __reduce__(self):  # picklable across Prefect task boundaries
-        return (type(self), (self.args[0],), {"destination": self.destination, "relative_path": self.relative_path})
-
-
-class DestinationUnavailable(PublishError):
-    """Nothing can be delivered there right now: down, refused, bad credentials, host key mismatch."""
-
-
-class HostKeyError(DestinationUnavailable):
-    """The server's host key is unknown or differs from the pinned/known one (message has its fingerprint)."""
+__all__ = [
+    "DEFAULT_SWEEP_GRACE_SECONDS",
+    "Destination",
+    "DestinationUnavailable",
+    "HostKeyError",
+    "PublishError",
+    "Receipt",
+]
 
 
 class Destination:
     """Base class: one instance per configured destination per run; `publish` is thread-safe.
 
     Subclasses (and plugins registered under the `encoura_slate.destinations` entry-point group)
-    are constructed as `Class(name, config)` and implement the underscore primitives on full
-    storage paths. They must not open connections in `__init__`: connecting lazily keeps one
-    unreachable destination from stopping a run before the others are tried.
+    are constructed as `Class(name, config)` and implement the primitives (put, size_of,
+    rename_noreplace, remove, makedirs, ...) on full storage paths. They must not open connections
+    in `__init__`: connecting lazily keeps one unreachable destination from stopping a run before the others are tried.
     """
 
     # True when the storage makes a single upload appear atomically (S3): no temp + rename needed.
@@ -80,6 +55,8 @@ class Destination:
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         # Temp files a failed attempt could not remove (list.append/pop are atomic under the GIL).
         self.pending_cleanup: list[str] = []
+        # Set once the root folder was seen to exist on the current connection (publish checks it once).
+        self.root_checked = False
 
     # ---- public API -------------------------------------------------------------------------
     def publish(
@@ -90,27 +67,32 @@ class Destination:
         sha256: str,
         size: int,
         callback: Callback | None = None,
+        first_attempt: bool = False,
         before_rename: Callable[[str | None, str], None] | None = None,
     ) -> Receipt:
         """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename.
 
         `before_rename(temp, final)` (root-relative paths; temp None for a create-only put) runs
-        right before the final name can appear: the caller records its publish intent there."""
-        from destinations.publish import publish_file
+        right before the final name can appear: the caller records its publish intent there.
 
+        `first_attempt=True` (the ledger knows this file was never published here) skips the stat of
+        the final name before uploading: one SFTP round trip less per file. It is safe either way,
+        since the rename never replaces and a taken name is then compared as usual.
+        """
         self._check_relative(relative_path)
         # A cap per SFTP host across all runs (a Prefect global concurrency limit, when one exists),
         # then this run's own cap per destination.
         with host_slot(self.config.url), self._slots:
             return self._guard(
                 relative_path,
-                lambda: publish_file(
+                lambda: operations.publish_file(
                     self,
                     Path(local_path),
                     relative_path,
                     sha256=sha256,
                     size=size,
                     callback=callback,
+                    first_attempt=first_attempt,
                     before_rename=before_rename,
                 ),
             )
@@ -120,20 +102,18 @@ class Destination:
     ) -> tuple[str, Receipt | None]:
         """Finish a recorded publish intent: ("renamed"|"present"|"taken"|"absent", receipt). See
         destinations.publish.settle_intent."""
-        from destinations.publish import settle_intent
-
         self._check_relative(relative_path)
         if temp_path is not None:
             self._check_relative(temp_path)
         with host_slot(self.config.url), self._slots:
             return self._guard(
                 relative_path,
-                lambda: settle_intent(self, local_path, temp_path, relative_path, sha256=sha256, size=size),
+                lambda: operations.settle_intent(self, local_path, temp_path, relative_path, sha256=sha256, size=size),
             )
 
     def exists(self, relative_path: str) -> int | None:
         self._check_relative(relative_path)
-        return self._guard(relative_path, lambda: self._size(self.full_path(relative_path)))
+        return self._guard(relative_path, lambda: self.size_of(self.full_path(relative_path)))
 
     def sweep(self, *, older_than: float | None = None, keep: Collection[str] = ()) -> list[str]:
         """Remove temp files left by killed runs (only our own temp names, older than `older_than` s,
@@ -141,20 +121,37 @@ class Destination:
 
         Default: the destination's `sweep_grace_seconds` (DESTINATIONS__<NAME>__SWEEP_GRACE_SECONDS).
         """
-        from destinations.publish import sweep_temps
-
         if older_than is None:
             older_than = self.config.sweep_grace_seconds
-        return self._guard("", lambda: sweep_temps(self, older_than=older_than, keep=keep))
+        return self._guard("", lambda: operations.sweep_temps(self, older_than=older_than, keep=keep))
 
-    def probe(self) -> None:
-        """Write and remove a small file under a temp name: proves we can connect, write and delete."""
-        from destinations.publish import probe
-
-        self._guard("", lambda: probe(self))
+    def probe(self) -> operations.ProbeReport:
+        """The whole publish path on a probe file (see `destinations.probe`); raises on the first problem."""
+        return self._guard("", lambda: operations.probe(self))
 
     def describe(self) -> str:
         return redact_url(self.config.url)
+
+    def connect_check(self) -> None:
+        """Connect now (destinations connect lazily); raises DestinationUnavailable when that fails."""
+        self._guard("", lambda: self.root)
+
+    def reset_root_check(self) -> None:
+        self.root_checked = False
+
+    def root_display(self) -> str:
+        return self.root or "/"
+
+    def host_display(self) -> str:
+        """Where the root lives, for messages: the host for network URLs, else the storage kind."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.config.url.split("::")[-1]).hostname
+        return host or f"this machine ({self.config.protocol}://)"
+
+    def server_host_key(self) -> dict[str, str] | None:
+        """The SSH host key the server presented (key line, SHA256, MD5); None for non-SSH storage."""
+        return None
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
@@ -230,30 +227,38 @@ class Destination:
         return op()
 
     # ---- primitives (full storage paths) -----------------------------------------------------
-    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
         """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists."""
         raise NotImplementedError
 
-    def _size(self, path: str) -> int | None:
+    def size_of(self, path: str) -> int | None:
         raise NotImplementedError
 
-    def _rename_noreplace(self, src: str, dst: str) -> None:
+    def rename_noreplace(self, src: str, dst: str) -> None:
         """Rename `src` to `dst`; FileExistsError (and `src` left alone) if `dst` exists."""
         raise NotImplementedError
 
-    def _remove(self, path: str) -> None:
+    def remove(self, path: str) -> None:
         raise NotImplementedError
 
-    def _makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> None:
         raise NotImplementedError
 
-    def _sha256(self, path: str) -> str:
+    def remove_folder(self, path: str) -> None:
+        """Remove an empty folder (the preflight's probe subfolder)."""
         raise NotImplementedError
 
-    def _remote_checksum(self, path: str) -> str | None:
+    def root_exists(self) -> bool:
+        """Whether the root folder exists (it is never created; see destinations.check_root)."""
+        raise NotImplementedError
+
+    def sha256_of(self, path: str) -> str:
+        raise NotImplementedError
+
+    def remote_checksum(self, path: str) -> str | None:
         """A checksum the storage keeps anyway (S3 ETag), as 'algo:hex'; None when there is none."""
         return None
 
-    def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
+    def list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
         """(full path, base name) of files under the root, at most `maxdepth` folders deep."""
         raise NotImplementedError

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from destinations.base import DEFAULT_SWEEP_GRACE_SECONDS
+from destinations.hostkeys import default_known_hosts, parse_pinned_key
 from destinations.templates import validate_template
 
 SFTP_PROTOCOLS = frozenset({"sftp", "ssh"})
 ENTRY_POINT_GROUP = "encoura_slate.destinations"
-DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+DEFAULT_SWEEP_GRACE_SECONDS = 3600.0
 
 
 def plugin_protocols() -> dict[str, Any]:
@@ -32,10 +32,54 @@ def plugin_protocols() -> dict[str, Any]:
 
 def url_protocol(url: str) -> str:
     """The URL scheme ('file' for a bare path), lower-cased; first of a chained `a::b` URL."""
-    first = url.split("::", 1)[0]
-    if "://" not in first:
-        return "file"
-    return first.split("://", 1)[0].lower()
+    return url_protocols(url)[0]
+
+
+def url_protocols(url: str) -> list[str]:
+    """The scheme of every segment of a (possibly chained, `a::b::c`) URL, outermost first.
+
+    fsspec also accepts a bare protocol name as a segment (`simplecache::sftp://...`): that counts too.
+    """
+    out = []
+    for segment in url.split("::"):
+        if "://" in segment:
+            out.append(segment.split("://", 1)[0].lower())
+        elif segment and segment.isidentifier() and segment.lower() in fsspec.available_protocols():
+            out.append(segment.lower())
+        else:
+            out.append("file")
+    return out
+
+
+def uses_sftp(url: str) -> bool:
+    """True when any segment of the URL is sftp:// or ssh:// (so it must go through host-key checks)."""
+    return any(protocol in SFTP_PROTOCOLS for protocol in url_protocols(url))
+
+
+def sftp_segment(url: str) -> str | None:
+    """The sftp:// or ssh:// segment of a chained URL (what the SSH connection is made to), if any."""
+    for segment, protocol in zip(url.split("::"), url_protocols(url), strict=True):
+        if protocol in SFTP_PROTOCOLS:
+            return segment
+    return None
+
+
+def check_url_segments(url: str) -> None:
+    """Every segment parses, and none carries a password (never echoed: the message names no value)."""
+    for number, segment in enumerate(url.split("::"), start=1):
+        if "://" not in segment:
+            continue
+        try:
+            parts = urlsplit(segment)
+            _ = parts.port  # raises on a non-numeric port
+        except ValueError:
+            raise ValueError(f"segment {number} is not a valid URL (check the host and port)") from None
+        if parts.password is not None:
+            raise ValueError(
+                "contains a password"
+                + (f" (in segment {number} of the chained URL)" if "::" in url else "")
+                + "; put it in __PASSWORD (or a Prefect Secret block) instead"
+            )
 
 
 def reveal_options(options: dict[str, Any], setting: str) -> dict[str, Any]:
@@ -58,8 +102,7 @@ def _known_protocols() -> set[str]:
 
 
 def _default_known_hosts() -> Path | None:
-    path = DEFAULT_KNOWN_HOSTS.expanduser()
-    return path if path.is_file() else None
+    return default_known_hosts()
 
 
 class DestinationConfig(BaseModel):
@@ -91,7 +134,12 @@ class DestinationConfig(BaseModel):
 
     @property
     def is_sftp(self) -> bool:
+        """The URL is a plain sftp:// / ssh:// URL (a chained one with an sftp segment: `uses_sftp`)."""
         return self.protocol in SFTP_PROTOCOLS
+
+    @property
+    def uses_sftp(self) -> bool:
+        return uses_sftp(self.url)
 
     @field_validator("url")
     @classmethod
@@ -99,20 +147,15 @@ class DestinationConfig(BaseModel):
         url = url.strip()
         if not url:
             raise ValueError("is empty; give an fsspec URL such as sftp://user@host/incoming or file:///mnt/share")
-        try:
-            parts = urlsplit(url.split("::", 1)[0])
-            _ = parts.port  # raises on a non-numeric port
-        except ValueError:
-            raise ValueError("is not a valid URL (check the host and port)") from None
-        if parts.password is not None:
-            raise ValueError("contains a password; put it in __PASSWORD (or a Prefect Secret block) instead")
+        check_url_segments(url)
+        parts = urlsplit(sftp_segment(url) or url.split("::", 1)[0])
         protocol = url_protocol(url)
         if protocol not in _known_protocols():
             raise ValueError(
                 f"uses unknown protocol {protocol!r}; use sftp://, file://, s3:// or another fsspec protocol, "
                 f"or install a plugin registering it under the {ENTRY_POINT_GROUP!r} entry-point group"
             )
-        if protocol in SFTP_PROTOCOLS and not parts.hostname:
+        if uses_sftp(url) and not parts.hostname:
             raise ValueError("has no host; expected sftp://user@host[:port]/path")
         return url
 
@@ -159,10 +202,8 @@ class DestinationConfig(BaseModel):
     @classmethod
     def _check_host_key(cls, value: str | None, info: ValidationInfo) -> str | None:
         url = info.data.get("url")
-        is_sftp = url is not None and url_protocol(url) in SFTP_PROTOCOLS
+        is_sftp = url is not None and uses_sftp(url)
         if value is not None:
-            from destinations.hostkeys import parse_pinned_key
-
             parse_pinned_key(value)  # ValueError with a clear message
             return value.strip()
         if is_sftp and info.data.get("known_hosts") is None and _default_known_hosts() is None:
@@ -187,7 +228,7 @@ class DestinationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fill_default_known_hosts(self) -> DestinationConfig:
-        if self.is_sftp and self.known_hosts is None and self.host_key is None:
+        if self.uses_sftp and self.known_hosts is None and self.host_key is None:
             self.known_hosts = _default_known_hosts()
         if self.passphrase is not None and self.client_key is None:
             raise ValueError("__PASSPHRASE is set but __CLIENT_KEY is not; the passphrase unlocks the client key")

@@ -1,8 +1,8 @@
 """Any fsspec filesystem as a destination (memory://, gcs://, abfs://, smb://, ...).
 
-Generic filesystems promise no atomic no-overwrite rename, so `_rename_noreplace` checks for the
-target first and then moves. The window between check and move only matters with two writers on
-the same final name, which the ledger's delivery claims rule out.
+Generic filesystems promise no atomic no-overwrite rename, so `rename_noreplace` goes through
+`destinations.move_noreplace`: a create-only claim file per final name guards the check-and-move,
+so two writers racing for one name end with one file and one "already present".
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from fsspec.callbacks import Callback
 
 from common.hashing import stream_hexdigest
 from destinations.base import Destination
+from destinations.connect import filesystem_for
+from destinations.publish import move_noreplace
 
 if TYPE_CHECKING:
     from destinations.config import DestinationConfig
@@ -31,8 +33,6 @@ class FsspecDestination(Destination):
 
     # Connecting lazily: see Destination's docstring.
     def _connect(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        from destinations.registry import filesystem_for
-
         return filesystem_for(self.config, name=self.name, setting_prefix=self.setting_prefix)
 
     @property
@@ -47,21 +47,21 @@ class FsspecDestination(Destination):
     def root(self) -> str:
         if self._root is None:
             _ = self.fs
-        assert self._root is not None
-        return self._root
+        return self._root or ""
 
     def close(self) -> None:
         with self._lock:
             self._fs = None
+            self.root_checked = False
 
     # ---- primitives -------------------------------------------------------------------------
-    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
         if create_only and self.fs.exists(path):
             raise FileExistsError(path)
         kwargs = {"callback": callback} if callback is not None else {}
         self.fs.put_file(str(local_path), path, **kwargs)
 
-    def _size(self, path: str) -> int | None:
+    def size_of(self, path: str) -> int | None:
         try:
             info = self.fs.info(path)
         except FileNotFoundError:
@@ -70,22 +70,33 @@ class FsspecDestination(Destination):
             raise IsADirectoryError(f"{path} is a folder")
         return int(info["size"])
 
-    def _rename_noreplace(self, src: str, dst: str) -> None:
-        if self.fs.exists(dst):
-            raise FileExistsError(dst)
-        self.fs.mv(src, dst)
+    def rename_noreplace(self, src: str, dst: str) -> None:
+        move_noreplace(self.fs, src, dst)
 
-    def _remove(self, path: str) -> None:
+    def remove_folder(self, path: str) -> None:
+        self.fs.rmdir(path)
+
+    def root_exists(self) -> bool:
+        root = self.root
+        if not root or root == "/":
+            return True
+        try:
+            self.fs.invalidate_cache(root)
+            return self.fs.info(root).get("type") == "directory"
+        except FileNotFoundError:
+            return False
+
+    def remove(self, path: str) -> None:
         self.fs.rm_file(path)
 
-    def _makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> None:
         self.fs.makedirs(path, exist_ok=True)
 
-    def _sha256(self, path: str) -> str:
+    def sha256_of(self, path: str) -> str:
         with self.fs.open(path, "rb") as fh:
             return stream_hexdigest(fh)
 
-    def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
+    def list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
         self.fs.invalidate_cache()
         for path in self.fs.find(self.root, maxdepth=maxdepth, withdirs=False):
             yield path, path.rpartition("/")[2]

@@ -3,8 +3,8 @@
 Uses the OS directly rather than fsspec's LocalFileSystem because the guarantees live in the
 system calls: the temp file is created exclusively and fsynced, and the final name is made with
 `os.link` (which fails if the name exists, atomically) followed by removing the temp. Shares that
-cannot hard-link (some SMB/CIFS mounts) fall back to "check, then os.rename"; only two writers on
-the same final name could race there, and the ledger's claims rule that out.
+cannot hard-link (some SMB/CIFS mounts) fall back to a rename under a create-only claim file
+(O_EXCL), so two writers racing for one name still end with one file and one "already present".
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fsspec.callbacks import Callback
+from fsspec.implementations.local import LocalFileSystem
 
 from common.hashing import file_hexdigest
 from destinations.fsspec_dest import FsspecDestination
+from destinations.publish import move_noreplace
 
 _CHUNK = 1 << 20
 _NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES}
@@ -39,7 +41,7 @@ def _fsync_dir(path: str) -> None:
 class LocalDestination(FsspecDestination):
     cheap_readback = True
 
-    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if create_only else os.O_TRUNC)
         fd = os.open(path, flags, 0o644)
         with os.fdopen(fd, "wb") as out, local_path.open("rb") as src:
@@ -52,7 +54,7 @@ class LocalDestination(FsspecDestination):
             out.flush()
             os.fsync(out.fileno())
 
-    def _size(self, path: str) -> int | None:
+    def size_of(self, path: str) -> int | None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -61,7 +63,7 @@ class LocalDestination(FsspecDestination):
             raise IsADirectoryError(errno.EISDIR, "exists and is not a regular file", path)
         return st.st_size
 
-    def _rename_noreplace(self, src: str, dst: str) -> None:
+    def rename_noreplace(self, src: str, dst: str) -> None:
         try:
             os.link(src, dst)
         except FileExistsError:
@@ -69,23 +71,28 @@ class LocalDestination(FsspecDestination):
         except OSError as exc:
             if exc.errno not in _NO_HARDLINKS:
                 raise
-            if os.path.lexists(dst):
-                raise FileExistsError(errno.EEXIST, "exists", dst) from None
-            os.rename(src, dst)
+            # No hard links on this share: rename under the create-only claim guard (O_EXCL).
+            move_noreplace(LocalFileSystem(), src, dst)
         else:
             os.unlink(src)
         _fsync_dir(os.path.dirname(dst))
 
-    def _remove(self, path: str) -> None:
+    def remove(self, path: str) -> None:
         os.unlink(path)
 
-    def _makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
 
-    def _sha256(self, path: str) -> str:
+    def remove_folder(self, path: str) -> None:
+        os.rmdir(path)
+
+    def root_exists(self) -> bool:
+        return os.path.isdir(self.root or ".")
+
+    def sha256_of(self, path: str) -> str:
         return file_hexdigest(path)
 
-    def _list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
+    def list_files(self, maxdepth: int) -> Iterable[tuple[str, str]]:
         root = self.root
         if not os.path.isdir(root):
             raise FileNotFoundError(root)

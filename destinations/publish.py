@@ -24,22 +24,30 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+import fsspec
 from fsspec.callbacks import Callback
 
 from common.crashpoints import crashpoint
+from common.errors import ConfigError
 from common.hashing import file_hexdigest
-from destinations.base import PublishError, Receipt
-
-if TYPE_CHECKING:
-    from destinations.base import Destination
+from destinations.errors import DestinationUnavailable, PublishError, Receipt
+from destinations.interface import Storage as Destination
+from destinations.sftpfs import CLAIM_WAIT_SECONDS, STALE_CLAIM_SECONDS, claim_name
 
 TEMP_PREFIX = ".~inflight."
 TEMP_SUFFIX = ".part"
 TEMP_RE = re.compile(r"^\.~inflight\.(?P<ts>\d{9,12})\.(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.part$")
 PROBE_BYTES = b"encoura-slate destination probe\n"
+PROBE_PREFIX = ".~probe."
+
+
+class RootFolderMissing(DestinationUnavailable):
+    """The destination's root folder does not exist: a settings mistake (a typo in the URL's folder),
+    never silently created, since nothing on the server would watch a new folder."""
 
 
 def temp_name(now: float | None = None) -> str:
@@ -88,13 +96,13 @@ def _existing(
     differs = _error(dest, relative_path, "exists with different content; not overwritten")
     if existing_size != size:
         raise differs
-    checksum = dest._remote_checksum(final)
+    checksum = dest.remote_checksum(final)
     if checksum is not None and checksum.startswith("md5:"):
         if checksum[4:] != file_hexdigest(local_path, "md5"):
             raise differs
         return _receipt(dest, relative_path, size, None, checksum, already_present=True)
     # No cheap checksum: read it back. Rare (only after a crash between rename and bookkeeping).
-    remote_sha = dest._sha256(final)
+    remote_sha = dest.sha256_of(final)
     if remote_sha != sha256:
         raise differs
     return _receipt(dest, relative_path, size, remote_sha, checksum, already_present=True)
@@ -128,16 +136,20 @@ def publish_file(
     sha256: str,
     size: int,
     callback: Callback | None = None,
+    first_attempt: bool = False,
     before_rename: BeforeRename | None = None,
 ) -> Receipt:
     _check_local(dest, local_path, relative_path, size)
     final = dest.full_path(relative_path)
-    existing = dest._size(final)
-    if existing is not None:
-        return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    if not first_attempt:  # a retry may find its own earlier delivery: compare before uploading again
+        existing = dest.size_of(final)
+        if existing is not None:
+            return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
     parent = parent_of(final)
     if parent:
-        dest._makedirs(parent)
+        # Folders from PATH_TEMPLATE. The root itself must exist: flows call `check_root` (or
+        # `reachable`) before listing, which refuses a missing root as a settings error.
+        dest.makedirs(parent)
     if dest.atomic_put:
         if before_rename is not None:
             before_rename(None, relative_path)
@@ -147,19 +159,19 @@ def publish_file(
     renamed = False
     intended = False  # once the intent is recorded, the temp belongs to it: only settling removes it
     try:
-        dest._put(local_path, temp, callback=callback, create_only=True)
+        dest.put(local_path, temp, callback=callback, create_only=True)
         verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size)
         if before_rename is not None:
             before_rename(dest.relative_to_root(temp), relative_path)
             intended = True
         try:
             crashpoint("publish.before_rename")  # complete, verified temp; final name absent
-            dest._rename_noreplace(temp, final)
+            dest.rename_noreplace(temp, final)
             renamed = True
             crashpoint("publish.after_rename")  # final name visible; the ledger does not know yet
         except FileExistsError:
             # Someone (an earlier attempt whose reply was lost, typically) got there first.
-            existing = dest._size(final)
+            existing = dest.size_of(final)
             if existing is None:
                 raise
             _discard(dest, temp)  # certainly not renamed: the final name was taken
@@ -184,23 +196,26 @@ def _publish_atomic_put(
     callback: Callback | None,
 ) -> Receipt:
     try:
-        dest._put(local_path, final, callback=callback, create_only=True)
+        dest.put(local_path, final, callback=callback, create_only=True)
     except FileExistsError:
-        existing = dest._size(final)
+        existing = dest.size_of(final)
         if existing is None:
             raise
         return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
     except BaseException:
-        # The put was create-only and the key was absent before, so whatever is there now is ours:
-        # a failure after the bytes landed (e.g. a lost response) must not leave an unrecorded file.
-        _discard(dest, final)
-        raise
+        # A failure after the bytes may have landed (a lost response, a store ignoring the condition).
+        # Whatever is under the final key now may be another writer's object: never delete it. Compare
+        # its content instead: ours (identical) counts as delivered; anything else is left alone.
+        receipt = _settle_after_failed_put(dest, local_path, relative_path, final, sha256=sha256, size=size)
+        if receipt is None:
+            raise
+        return receipt
     # From here on the object is ours (create-only put): remove it if it does not verify.
     try:
-        actual = dest._size(final)
+        actual = dest.size_of(final)
         if actual != size:
             raise _error(dest, relative_path, f"arrived with {actual} bytes, expected {size}; removed")
-        checksum = dest._remote_checksum(final)
+        checksum = dest.remote_checksum(final)
         if checksum is not None and checksum.startswith("md5:") and checksum[4:] != file_hexdigest(local_path, "md5"):
             raise _error(dest, relative_path, "arrived with a different MD5 than was sent; removed")
     except BaseException:
@@ -210,13 +225,25 @@ def _publish_atomic_put(
     return _receipt(dest, relative_path, size, None, checksum, already_present=False)
 
 
+def _settle_after_failed_put(
+    dest: Destination, local_path: Path, relative_path: str, final: str, *, sha256: str, size: int
+) -> Receipt | None:
+    try:
+        existing = dest.size_of(final)
+        if existing is None:
+            return None
+        return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+    except Exception:
+        return None  # unreadable or different: report the original failure, touch nothing
+
+
 def _verify(dest: Destination, relative_path: str, temp: str, *, sha256: str, size: int) -> str | None:
-    actual = dest._size(temp)
+    actual = dest.size_of(temp)
     if actual != size:
         raise _error(dest, relative_path, f"upload arrived with {actual} bytes, expected {size}; not published")
     if not dest.cheap_readback:
         return None
-    remote_sha = dest._sha256(temp)
+    remote_sha = dest.sha256_of(temp)
     if remote_sha != sha256:
         raise _error(dest, relative_path, "upload arrived with a different sha256; not published")
     return remote_sha
@@ -225,7 +252,7 @@ def _verify(dest: Destination, relative_path: str, temp: str, *, sha256: str, si
 def _discard(dest: Destination, path: str) -> None:
     """Best effort: a temp we cannot remove now is retried after a reconnect, else swept next run."""
     try:
-        dest._remove(path)
+        dest.remove(path)
     except FileNotFoundError:
         pass
     except Exception:
@@ -237,7 +264,7 @@ def retry_cleanup(dest: Destination) -> None:
     while dest.pending_cleanup:
         path = dest.pending_cleanup.pop()
         with contextlib.suppress(Exception):
-            dest._remove(path)
+            dest.remove(path)
 
 
 def settle_intent(
@@ -260,10 +287,10 @@ def settle_intent(
     A final name holding different content raises PublishError (never overwritten).
     """
     final = dest.full_path(relative_path)
-    existing = dest._size(final)
+    existing = dest.size_of(final)
     if existing is not None:
         if local_path is None or not local_path.is_file():
-            if existing != size or dest._sha256(final) != sha256:
+            if existing != size or dest.sha256_of(final) != sha256:
                 raise _error(dest, relative_path, "exists with different content; not overwritten")
             receipt = _receipt(dest, relative_path, size, sha256, None, already_present=True)
         else:
@@ -274,17 +301,15 @@ def settle_intent(
     if temp_relative is None:
         return "absent", None  # create-only put: an absent key means the put never landed
     temp = dest.full_path(temp_relative)
-    temp_size = dest._size(temp)
+    temp_size = dest.size_of(temp)
     if temp_size is None:
         return "taken", None
-    if temp_size != size or dest._sha256(temp) != sha256:
+    if temp_size != size or dest.sha256_of(temp) != sha256:
         _discard(dest, temp)
         return "absent", None
     try:
-        dest._rename_noreplace(temp, final)
-    except FileExistsError:
-        return settle_intent(dest, local_path, temp_relative, relative_path, sha256=sha256, size=size)
-    except FileNotFoundError:
+        dest.rename_noreplace(temp, final)
+    except (FileExistsError, FileNotFoundError):
         # Another process renamed it a moment ago (a run that stalled and woke up): settle again.
         return settle_intent(dest, local_path, temp_relative, relative_path, sha256=sha256, size=size)
     crashpoint("publish.after_settle_rename")
@@ -297,7 +322,7 @@ def sweep_temps(dest: Destination, *, older_than: float, keep: Collection[str] =
     removed: list[str] = []
     now = time.time()
     try:
-        files = list(dest._list_files(dest.sweep_depth()))
+        files = list(dest.list_files(dest.sweep_depth()))
     except FileNotFoundError:
         return removed  # nothing delivered yet
     for path, base in files:
@@ -305,26 +330,153 @@ def sweep_temps(dest: Destination, *, older_than: float, keep: Collection[str] =
         if age is None or age < older_than or dest.relative_to_root(path) in keep:
             continue
         with contextlib.suppress(FileNotFoundError):
-            dest._remove(path)
+            dest.remove(path)
             removed.append(dest.relative_to_root(path))
     return sorted(removed)
 
 
-def probe(dest: Destination) -> None:
+def root_problem(dest: Destination) -> str | None:
+    """None when the root folder exists; else the sentence that names the folder and the host."""
+    if dest.root_exists():
+        return None
+    return (
+        f"{dest.name}: the folder {dest.root_display()!r} does not exist on {dest.host_display()}; "
+        f"check the folder in {dest.setting_prefix}URL (it is never created: a new folder is watched by nothing)"
+    )
+
+
+def ensure_root(dest: Destination) -> None:
+    """Once per connection, before the first publish: the root must exist (subfolders are created)."""
+    if dest.root_checked:
+        return
+    problem = root_problem(dest)
+    if problem is not None:
+        raise RootFolderMissing(problem, destination=dest.name)
+    dest.root_checked = True
+
+
+def check_root(dest: Destination) -> None:
+    """The export flow's "root folder must exist" check: ConfigError (exit 2) naming folder and host.
+
+    Connection problems raise DestinationUnavailable (exit 1) as usual.
+    """
+    try:
+        ensure_root(dest)
+    except RootFolderMissing as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def reachable(dest: Destination) -> str | None:
+    """None when `dest` can be connected to (and its root folder exists); else one line saying why not.
+
+    For "no listing without a receiver": call it for every destination before listing. A missing root
+    folder is a settings error and is raised as ConfigError (exit 2), not returned.
+    """
+    try:
+        dest.connect_check()
+        check_root(dest)
+    except ConfigError:
+        raise
+    except PublishError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"{dest.name}: {type(exc).__name__}: {exc} ({dest.describe()})"
+    return None
+
+
+@dataclass
+class ProbeReport:
+    """What the preflight proved, step by step, and the server's host key (SFTP) in three forms."""
+
+    steps: list[str] = field(default_factory=list)
+    host_key: dict[str, str] | None = None
+
+
+def probe(dest: Destination) -> ProbeReport:
+    """The whole publish path on a probe file: root exists, a PATH_TEMPLATE subfolder can be made, a temp
+    file is written, renamed (never replacing) to a probe name, stat'ed, and both names removed.
+
+    An account without rename or mkdir rights fails here rather than on the first night.
+    """
     import tempfile
 
+    report = ProbeReport()
+    dest.connect_check()
+    report.host_key = dest.server_host_key()
+    ensure_root(dest)
+    report.steps.append("root folder exists")
+    if "/" in dest.config.path_template and not dest.atomic_put:
+        folder = dest.full_path(f"{PROBE_PREFIX}dir.{secrets.token_hex(4)}")
+        dest.makedirs(folder)
+        with contextlib.suppress(Exception):
+            dest.remove_folder(folder)
+        report.steps.append("made a subfolder")
     with tempfile.TemporaryDirectory(prefix="encoura-probe-") as tmp:
         local = Path(tmp) / "probe"
         local.write_bytes(PROBE_BYTES)
-        root = dest.root
-        if root:
-            dest._makedirs(root)
-        path = dest.full_path(temp_name())
+        temp = dest.full_path(temp_name())
+        final = dest.full_path(f"{PROBE_PREFIX}{int(time.time())}.{secrets.token_hex(4)}")
         try:
-            dest._put(local, path, callback=None, create_only=True)
-            if dest._size(path) != len(PROBE_BYTES):
+            dest.put(local, temp if not dest.atomic_put else final, callback=None, create_only=True)
+            report.steps.append("wrote a temp file")
+            if not dest.atomic_put:
+                dest.rename_noreplace(temp, final)
+                report.steps.append("renamed it")
+            if dest.size_of(final) != len(PROBE_BYTES):
                 raise PublishError(
                     f"{dest.name}: probe file did not arrive intact ({dest.describe()})", destination=dest.name
                 )
+            report.steps.append("stat")
         finally:
-            _discard(dest, path)
+            _discard(dest, temp)
+            _discard(dest, final)
+        report.steps.append("removed both")
+    return report
+
+
+def _claim_path(dst: str) -> str:
+    parent, _, name = dst.rpartition("/")
+    return f"{parent}/{claim_name(name)}" if parent or dst.startswith("/") else claim_name(name)
+
+
+def move_noreplace(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
+    """Rename `src` to `dst` on any fsspec filesystem, never replacing: FileExistsError if `dst` exists.
+
+    A filesystem with an atomic no-replace rename of its own (SlateSFTPFileSystem) uses it. Others get
+    a create-only guard: the writer that exclusively creates the final name's claim file (`open(.., "xb")`)
+    is the only one that may check-and-move, so two racers cannot both see the name free.
+    """
+    own: Any = getattr(fs, "rename_noreplace", None)
+    if callable(own):
+        own(src, dst)
+        return
+    claim = _claim_path(dst)
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while True:
+        try:
+            with fs.open(claim, "xb"):
+                break
+        except FileExistsError:
+            if fs.exists(dst):
+                raise FileExistsError(dst) from None
+            with contextlib.suppress(Exception):
+                modified = fs.modified(claim).timestamp()
+                if time.time() - modified > STALE_CLAIM_SECONDS:
+                    fs.rm_file(claim)  # left by a writer killed mid-move
+                    continue
+            if time.monotonic() > deadline:
+                raise OSError(f"another writer holds {claim} for more than {CLAIM_WAIT_SECONDS:.0f} s") from None
+            time.sleep(0.05)
+    try:
+        fs.invalidate_cache(dst)
+        if fs.exists(dst):
+            raise FileExistsError(dst)
+        fs.mv(src, dst)
+    finally:
+        with contextlib.suppress(Exception):
+            fs.rm_file(claim)
+
+
+def sweep(dest: Destination, *, older_than: float | None = None) -> list[str]:
+    """Remove our temp files older than `older_than` s (default: the destination's grace)."""
+    return dest.sweep(older_than=older_than)

@@ -8,10 +8,11 @@ replace, say, the SFTP behaviour without forking.
 
 from __future__ import annotations
 
-import fsspec
+from destinations.base import Destination
+from destinations.config import DestinationConfig, plugin_protocols
+from destinations.connect import close_filesystem, filesystem_for
 
-from destinations.base import Destination, DestinationUnavailable
-from destinations.config import DestinationConfig, plugin_protocols, reveal_options
+__all__ = ["close_filesystem", "destination_class", "filesystem_for", "open_destination"]
 
 _BUILTIN = {
     "sftp": "destinations.sftp:SFTPDestination",
@@ -56,38 +57,3 @@ def open_destination(name: str, config: DestinationConfig, *, setting_prefix: st
     if setting_prefix is not None:
         dest.setting_prefix = setting_prefix
     return dest
-
-
-def filesystem_for(
-    config: DestinationConfig, *, name: str = "destination", setting_prefix: str | None = None
-) -> tuple[fsspec.AbstractFileSystem, str]:
-    """(fs, root path) with credentials and host-key checks applied; also how flows READ sources.
-
-    `setting_prefix` names the settings in messages (e.g. "UPLOAD_SOURCE_" or
-    "DESTINATIONS__SLATE__"). Each call opens a fresh filesystem (no fsspec instance cache), so
-    a dropped connection is never handed out again.
-    """
-    prefix = setting_prefix if setting_prefix is not None else f"DESTINATIONS__{name.upper()}__"
-    if config.is_sftp:
-        from destinations.sftp import connect_filesystem
-
-        return connect_filesystem(config, name=name, setting_prefix=prefix)
-    options = reveal_options(config.storage_options, f"{prefix}STORAGE_OPTIONS")
-    try:
-        return fsspec.url_to_fs(config.url, skip_instance_cache=True, **options)
-    except (ImportError, ValueError, TypeError) as exc:
-        raise DestinationUnavailable(
-            f"{name}: cannot open {config.protocol}:// filesystem ({type(exc).__name__}: {exc}); "
-            f"check {prefix}URL and {prefix}STORAGE_OPTIONS",
-            destination=name,
-        ) from None
-
-
-def close_filesystem(fs: fsspec.AbstractFileSystem) -> None:
-    """Close what `filesystem_for` opened (SSH connections are closed now, quietly, even if dropped)."""
-    from sshfs import SSHFileSystem
-
-    if isinstance(fs, SSHFileSystem):
-        from destinations.sftp import SFTPDestination
-
-        SFTPDestination._close_fs(fs)

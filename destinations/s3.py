@@ -10,7 +10,9 @@ and, being copy + delete, would not be atomic either. So S3 uploads straight to 
   made before every upload);
 - then verified: size from HEAD, and the ETag as MD5 when the upload was single-part (the ETag of a
   multipart upload or of SSE-KMS objects is not an MD5 and is not compared);
-- an object that fails verification is deleted (it is known to be ours: the put was create-only).
+- an object that fails verification right after a successful create-only put is deleted (that put
+  created it, so it is ours); after a FAILED put, whatever is under the key may be another writer's:
+  it is never deleted, its content (size + MD5 ETag or sha256) is compared instead.
 
 A killed multipart upload (files over ~100 MB) leaves only an invisible incomplete upload, which
 still costs storage: `sweep` aborts incomplete uploads under the prefix that are older than the
@@ -45,21 +47,33 @@ _UNAVAILABLE_CODES = (
 class S3Destination(FsspecDestination):
     atomic_put = True
 
-    def _put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
         kwargs = {"callback": callback} if callback is not None else {}
         self.fs.put_file(str(local_path), path, mode="create" if create_only else "overwrite", **kwargs)
 
-    def _size(self, path: str) -> int | None:
+    def size_of(self, path: str) -> int | None:
         self.fs.invalidate_cache(path)
-        return super()._size(path)
+        return super().size_of(path)
 
-    def _makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> None:
         """S3 has no folders; creating one would create the bucket, which is not ours to do."""
 
-    def _rename_noreplace(self, src: str, dst: str) -> None:  # pragma: no cover - atomic_put never renames
+    def remove_folder(self, path: str) -> None:
+        """S3 has no folders."""
+
+    def root_exists(self) -> bool:
+        """S3 prefixes exist only through their objects, so only the bucket must exist."""
+        bucket = self.root.strip("/").partition("/")[0]
+        self.fs.invalidate_cache(bucket)
+        return bool(self.fs.exists(bucket))
+
+    def root_display(self) -> str:
+        return f"bucket {self.root.strip('/').partition('/')[0]}"
+
+    def rename_noreplace(self, src: str, dst: str) -> None:  # pragma: no cover - atomic_put never renames
         raise NotImplementedError("S3 destinations upload straight to the final key")
 
-    def _remote_checksum(self, path: str) -> str | None:
+    def remote_checksum(self, path: str) -> str | None:
         info = self.fs.info(path)
         if str(info.get("ServerSideEncryption", "")).startswith("aws:kms"):
             return None

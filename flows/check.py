@@ -3,10 +3,13 @@
     python -m flows.check
 
 Validates every setting first (exit 2 and one message naming each bad variable), then tries each
-peer once: logs in to Encoura and lists the organizations the account can see; connects to each
-destination and the upload source (host key verified) and writes + removes a probe file under a
-temporary name; checks the Canvas token when CANVAS_* is configured. Prints ONE table: what works,
-what does not, and the fix for each failure. Exit 0 when everything works, 1 when something does not.
+peer once: logs in to Encoura and lists the organizations the account can see; on each destination
+and the upload source (host key verified) runs the whole publish path on a probe file: the root
+folder exists, a PATH_TEMPLATE subfolder can be made, a temp file is written, renamed to a probe
+name, stat'ed and both removed (an account without rename rights fails here, not on the first
+night); prints each SSH server's host key as a key line and as SHA256 and MD5 fingerprints (to pin
+in HOST_KEY); checks the Canvas token when CANVAS_* is configured. Prints ONE table: what works,
+what does not, and the fix for each failure. Exit 0 when everything works, 2 when anything does not.
 """
 
 from __future__ import annotations
@@ -39,9 +42,19 @@ def _first_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- fixes
 def destination_fix(exc: BaseException, prefix: str, url_setting: str) -> str:
     """The one thing to change for a destination/source failure, naming the setting."""
-    from destinations import DestinationUnavailable, HostKeyError
+    from destinations import DestinationUnavailable, HostKeyError, RootFolderMissing
 
     text = str(exc).lower()
+    if isinstance(exc, RootFolderMissing) or "does not exist on" in text:
+        return (
+            f"Fix the folder in {url_setting} (compare it with the folder the server's operator gave you); "
+            "the root folder is never created, because nothing would watch a new folder"
+        )
+    if "rename refused" in text or ("rename" in text and "permission" in text):
+        return (
+            "The account may write but not rename: ask the server's operator for rename rights in that folder "
+            "(files are uploaded under a temporary name and renamed, so no half file is ever imported)"
+        )
     if isinstance(exc, HostKeyError) or "host key" in text:
         return (
             f"Compare the fingerprint shown with the one the server's operator publishes; if it matches, put the "
@@ -94,15 +107,22 @@ def check_encoura() -> CheckRow:
     return CheckRow("Encoura login", target, True, detail)
 
 
+def host_key_lines(host_key: dict[str, str] | None) -> str:
+    """The server's host key as people compare it: the key line (for HOST_KEY), SHA256 and MD5."""
+    if not host_key:
+        return ""
+    return f"\nhost key: {host_key['key']}\n{host_key['sha256']}  {host_key['md5']}"
+
+
 def probe_destination(name: str, config: object) -> CheckRow:
-    from destinations import open_destination
+    from destinations import open_destination, probe
 
     prefix = f"DESTINATIONS__{name.upper()}__"
     dest = None
     try:
         dest = open_destination(name, config)  # type: ignore[arg-type]
         target = dest.describe()
-        dest.probe()
+        report = probe(dest)
     except Exception as exc:
         target = dest.describe() if dest is not None else name
         return CheckRow(
@@ -111,17 +131,19 @@ def probe_destination(name: str, config: object) -> CheckRow:
     finally:
         if dest is not None:
             dest.close()
-    return CheckRow(f"Destination {name}", target, True, "connected, wrote and removed a probe file")
+    detail = "connected, wrote and removed a probe file (" + ", ".join(report.steps) + ")"
+    return CheckRow(f"Destination {name}", target, True, detail + host_key_lines(report.host_key))
 
 
 def check_upload_source(settings: object, config: object) -> CheckRow:
+    from destinations import probe
     from encoura_tasks.upload.source import UploadSource
 
     source = None
     try:
         source = UploadSource(settings, config)  # type: ignore[arg-type]
         files = source.list_files()
-        source.dest.probe()
+        report = probe(source.dest)
     except Exception as exc:
         target = source.describe() if source is not None else "UPLOAD_SOURCE"
         return CheckRow(
@@ -131,7 +153,10 @@ def check_upload_source(settings: object, config: object) -> CheckRow:
         if source is not None:
             source.close()
     return CheckRow(
-        "Upload source", source.describe(), True, f"{len(files)} file(s) waiting; wrote and removed a probe file"
+        "Upload source",
+        source.describe(),
+        True,
+        f"{len(files)} file(s) waiting; wrote and removed a probe file" + host_key_lines(report.host_key),
     )
 
 
@@ -286,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in rows if not r.ok]
     summary = f"{len(rows) - len(failed)} of {len(rows)} check(s) passed"
     print(summary if not failed else f"{summary}; fix the FAILED row(s) above and run again", file=sys.stdout)
-    return exit_codes.WORK_FAILED if failed else exit_codes.OK
+    # Exit 2: a preflight problem is something to fix before a real run (settings, rights, reachability).
+    return exit_codes.CONFIG_ERROR if failed else exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -106,6 +106,13 @@ class CanvasSisClient:
                 f"Canvas answered HTTP {response.status_code} to the upload ({canvas_message(response)}); "
                 "the import may or may not have been created"
             )
+        term = dict(fields).get("batch_mode_term_id")
+        if response.status_code == 404 and term:  # the account was checked first: the term is what is unknown
+            raise CanvasRefused(
+                f"batch_mode_term_id {term!r} is not a term Canvas knows on account {self.account_id} (HTTP 404); "
+                "check --batch-mode-term-id (options.batch_mode_term_id in a deployment): a Canvas term id, or "
+                "sis_term_id:<SIS id>"
+            )
         return SisImport.model_validate(self._json(response, "submit the SIS import"))
 
     def check_root_account(self) -> None:
@@ -123,15 +130,92 @@ class CanvasSisClient:
         return SisImport.model_validate(self._json(self._get(f"sis_imports/{import_id}"), f"read import {import_id}"))
 
     def abort(self, import_id: int) -> SisImport:
+        """Abort one import. Canvas answers 404 to an abort of an import that has already finished:
+        that is a lost race with completion, not a missing import, so the finished import is returned
+        with `finished_before_abort` set (a really unknown id still raises CanvasRefused)."""
         response = self._call("PUT", f"sis_imports/{import_id}/abort")
+        if response.status_code == 404:
+            current = self.get_import(import_id)
+            if current.is_terminal:
+                return current.model_copy(update={"finished_before_abort": True})
         return SisImport.model_validate(self._json(response, f"abort import {import_id}"))
+
+    def abort_all_pending(self) -> bool:
+        """Abort every import on the account that is created but not yet processed, or processing."""
+        body = self._json(self._call("PUT", "sis_imports/abort_all_pending"), "abort all pending SIS imports")
+        return bool(body.get("aborted")) if isinstance(body, dict) else bool(body)
+
+    def importing(self) -> list[SisImport]:
+        """The imports Canvas is processing right now (`sis_imports/importing`)."""
+        body = self._json(self._get("sis_imports/importing"), "list the importing SIS imports")
+        items = body.get("sis_imports", []) if isinstance(body, dict) else body if isinstance(body, list) else []
+        return [SisImport.model_validate(item) for item in items]
+
+    def restore_states(
+        self,
+        import_id: int,
+        *,
+        batch_mode: bool = False,
+        undelete_only: bool = False,
+        unconclude_only: bool = False,
+    ) -> dict[str, Any]:
+        """Roll back what an import changed. Returns Canvas's Progress object (the restore runs in the
+        background; the import moves through restoring to restored / partially_restored)."""
+        if undelete_only and unconclude_only:
+            raise CanvasRefused("undelete_only and unconclude_only exclude each other; pick one")
+        params = {
+            name: "true"
+            for name, on in (
+                ("batch_mode", batch_mode),
+                ("undelete_only", undelete_only),
+                ("unconclude_only", unconclude_only),
+            )
+            if on
+        }
+        response = self._call("PUT", f"sis_imports/{import_id}/restore_states", params=params)
+        body = self._json(response, f"restore the states of import {import_id}")
+        return body if isinstance(body, dict) else {"result": body}
+
+    def list_imports(
+        self,
+        *,
+        created_since: datetime | None = None,
+        created_before: datetime | None = None,
+        workflow_states: list[str] | None = None,
+        per_page: int = 100,
+        limit: int | None = None,
+    ) -> list[SisImport]:
+        """The account's imports, newest first, following the Link header's `next` page to the end
+        (or until `limit` imports were read)."""
+        params: list[tuple[str, str]] = [("per_page", str(per_page))]
+        if created_since is not None:
+            params.append(("created_since", created_since.isoformat()))
+        if created_before is not None:
+            params.append(("created_before", created_before.isoformat()))
+        params += [("workflow_state[]", state) for state in workflow_states or []]
+        found: list[SisImport] = []
+        response = self._call("GET", "sis_imports", params=params)
+        while True:
+            body = self._json(response, "list SIS imports")
+            items = body.get("sis_imports", []) if isinstance(body, dict) else []
+            found += [SisImport.model_validate(item) for item in items]
+            next_url = response.links.get("next", {}).get("url")
+            if not next_url or not items or (limit is not None and len(found) >= limit):
+                break
+            if httpx.URL(next_url).host not in ("", httpx.URL(self.base_url).host):
+                raise CanvasAPIError("Canvas's next-page link points at another host; not following it")
+            response = self._call("GET", next_url)
+        return found[:limit] if limit is not None else found
 
     def list_created_since(self, since: datetime) -> list[SisImport]:
         """Imports created after `since`: how a caller finds out whether an interrupted upload landed."""
-        response = self._get("sis_imports", params={"created_since": since.isoformat(), "per_page": "100"})
-        body = self._json(response, "list SIS imports")
-        items = body.get("sis_imports", []) if isinstance(body, dict) else []
-        return [SisImport.model_validate(item) for item in items]
+        return self.list_imports(created_since=since)
+
+    def download_errors(self, import_id: int, dest: Path) -> Path | None:
+        """Save the full errors CSV (errors_attachment) of any past import; None if it has none."""
+        imp = self.get_import(import_id)
+        url = imp.errors_attachment_url
+        return self.download(url, dest) if url else None
 
     def download(self, url: str, dest: Path) -> Path:
         """Stream a file (the errors CSV) to `dest` via a temp name, so a partial file is never left."""

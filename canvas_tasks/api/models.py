@@ -13,6 +13,8 @@ FAILED_STATES = frozenset({"failed", "failed_with_messages", "aborted"})
 # States reached by a restore, which this flow never starts; seeing one means someone else acted.
 RESTORE_STATES = frozenset({"partially_restored", "restored"})
 TERMINAL_STATES = SUCCESS_STATES | WARNING_STATES | FAILED_STATES | RESTORE_STATES
+# data.counts also carries the true message totals; they are not object counts.
+MESSAGE_COUNT_KEYS = frozenset({"warning_count", "error_count"})
 
 
 class SisImport(BaseModel):
@@ -28,15 +30,35 @@ class SisImport(BaseModel):
     processing_errors: list[list[str]] | None = None
     errors_attachment: dict[str, Any] | None = None
     statistics: dict[str, Any] | None = None
+    # Set by our client, never by Canvas: an abort we sent arrived after the import had finished.
+    finished_before_abort: bool = False
 
     @property
     def is_terminal(self) -> bool:
         return self.workflow_state in TERMINAL_STATES
 
     @property
-    def counts(self) -> dict[str, int]:
+    def _raw_counts(self) -> dict[str, int]:
         counts = (self.data or {}).get("counts") or {}
         return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float))}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows processed per object type (users, courses...): what the counts table shows."""
+        return {k: v for k, v in self._raw_counts.items() if k not in MESSAGE_COUNT_KEYS}
+
+    @property
+    def warning_count(self) -> int:
+        """The true number of warnings. processing_warnings is capped at 24 rows plus an "and N more"
+        row, so its length (25) says nothing once Canvas has more; data.counts.warning_count does."""
+        raw = self._raw_counts
+        return raw["warning_count"] if "warning_count" in raw else len(self.processing_warnings or [])
+
+    @property
+    def error_count(self) -> int:
+        """The true number of errors (data.counts.error_count); see warning_count."""
+        raw = self._raw_counts
+        return raw["error_count"] if "error_count" in raw else len(self.processing_errors or [])
 
     @property
     def warnings(self) -> list[tuple[str, str]]:

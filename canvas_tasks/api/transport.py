@@ -1,11 +1,11 @@
-"""Canvas's retry rules on top of the shared retrying transport (common.http_retry.RetryTransport).
+"""Canvas's answers to the shared, method-aware retry policy (common.http_retry.RetryTransport).
 
-Which failures are retried depends on whether the request may already have taken effect. A GET
-or the abort PUT can be repeated safely: 5xx, 429, Canvas's 403 "Rate Limit Exceeded" and network
-errors are retried. The SIS upload (POST) creates an import, so it is only repeated when Canvas
-certainly did not process it: the connection never opened, or Canvas throttled us (403 rate limit,
-429) or said it is unavailable (503). A 500 or a connection dropped after the body was sent is
-handed back to the caller, which reports it without re-sending (no double import).
+A GET or the abort PUT can be repeated safely: 5xx, 429, Canvas's 403 "Rate Limit Exceeded" and
+network errors are retried. The SIS upload (POST) creates an import, so the shared policy repeats it
+only when the connection never opened; Canvas adds the answers that prove it did not process the
+request: a throttle (403 rate limit, 429) or "unavailable" (503). A 500 or a connection dropped after
+the body was sent is handed back to the caller, which reconciles through the import list rather than
+re-sending (no double import).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from common.http_retry import NOT_SENT_ERRORS, RETRY_STATUSES, RetryTransport
+from common.http_retry import NOT_SENT_ERRORS, RETRY_STATUSES, RetryTransport, is_idempotent
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RATE_LIMIT_TEXT = "rate limit exceeded"
 
 
@@ -66,8 +65,9 @@ def _retry_upload(response: httpx.Response) -> bool:
     return response.status_code == 503 or is_rate_limited(response)
 
 
-class _NotSentErrorsOnly(httpx.BaseTransport):
-    """Let only "never sent" errors through as TransportErrors (retryable); others become UploadInterrupted."""
+class _UploadErrorsAsInterrupted(httpx.BaseTransport):
+    """A non-idempotent request that failed after it may have been sent becomes UploadInterrupted, so the
+    caller can tell "maybe imported" from "never reached Canvas"."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
@@ -78,27 +78,25 @@ class _NotSentErrorsOnly(httpx.BaseTransport):
         except NOT_SENT_ERRORS:
             raise
         except httpx.TransportError as exc:
+            if is_idempotent(request):
+                raise
             raise UploadInterrupted(exc) from None
-
-
-class CanvasRetryTransport(httpx.BaseTransport):
-    """Route each request to the retry rules that are safe for its method."""
-
-    def __init__(self, inner: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None) -> None:
-        self._inner = inner or httpx.HTTPTransport(verify=True)
-        policy = policy or RetryPolicy()
-        common = {
-            "max_attempts": policy.attempts,
-            "backoff_base": policy.backoff,
-            "backoff_cap": policy.max_backoff,
-            "sleep": policy.sleep,
-        }
-        self._safe = RetryTransport(self._inner, should_retry=_retry_safe, **common)
-        self._upload = RetryTransport(_NotSentErrorsOnly(self._inner), should_retry=_retry_upload, **common)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        chosen = self._safe if request.method in SAFE_METHODS else self._upload
-        return chosen.handle_request(request)
 
     def close(self) -> None:
         self._inner.close()
+
+
+class CanvasRetryTransport(RetryTransport):
+    """The shared policy with Canvas's rate-limit and 503 rules."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None) -> None:
+        policy = policy or RetryPolicy()
+        super().__init__(
+            _UploadErrorsAsInterrupted(inner or httpx.HTTPTransport(verify=True)),
+            max_attempts=policy.attempts,
+            backoff_base=policy.backoff,
+            backoff_cap=policy.max_backoff,
+            should_retry=_retry_safe,
+            retry_unsafe_response=_retry_upload,
+            sleep=policy.sleep,
+        )

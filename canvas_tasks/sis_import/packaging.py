@@ -20,9 +20,8 @@ from canvas_tasks.sis_import.settings import source_config
 from common.errors import ConfigError
 from common.hashing import file_hexdigest
 from common.redaction import redact_url
-from destinations import PublishError
+from destinations import PublishError, uses_sftp
 from destinations import filesystem_for as destination_filesystem
-from destinations.config import SFTP_PROTOCOLS, url_protocol
 
 CONTENT_TYPES = {"zip": "application/zip", "csv": "text/csv", "xml": "text/xml"}
 _IGNORED = re.compile(r"^(\..*|__macosx|desktop\.ini|thumbs\.db)$", re.IGNORECASE)
@@ -46,7 +45,7 @@ class Package(BaseModel):
 def filesystem_for(source: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
     """Open the input. SFTP goes through the destinations layer (credentials from CANVAS_SOURCE_*,
     host keys always verified); other URLs use plain fsspec dispatch with `storage_options`."""
-    if url_protocol(source) in SFTP_PROTOCOLS:
+    if uses_sftp(source):
         try:
             return destination_filesystem(source_config(source), name="input", setting_prefix="CANVAS_SOURCE_")
         except PublishError as exc:

@@ -38,11 +38,11 @@ def summary_markdown(outcome: Outcome, imp: SisImport | None, package: Package, 
     if imp is not None and imp.counts:
         lines += ["", "| object type | count |", "|---|---|"]
         lines += [f"| {r['object type']} | {r['count']} |" for r in counts_table(imp)]
-    if imp is not None and (imp.warnings or imp.errors):
+    if imp is not None and (imp.warning_count or imp.error_count):
         lines += [
             "",
-            f"**Warnings:** {len(imp.warnings)} · **Errors:** {len(imp.errors)} "
-            "(Canvas lists at most 24 here; the full list is in the errors CSV)",
+            f"**Warnings:** {imp.warning_count} · **Errors:** {imp.error_count} "
+            "(Canvas lists at most 24 of each here; the full list is in the errors CSV)",
         ]
     if outcome.errors_csv:
         lines += ["", f"**Full errors CSV:** `{outcome.errors_csv}`"]

@@ -190,7 +190,9 @@ def watch_task(
                 "Import %d still %s after %.0fs; aborting (--abort-on-timeout)", imp.id, imp.workflow_state, timeout
             )
             imp = client.abort(import_id)
-            aborted = True
+            aborted = not imp.finished_before_abort
+            if imp.finished_before_abort:
+                logger.info("Import %d finished (%s) before the abort reached Canvas", imp.id, imp.workflow_state)
     return imp, timed_out, aborted
 
 

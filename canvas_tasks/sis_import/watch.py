@@ -61,7 +61,7 @@ def outcome_for(
     errors_csv: str | None = None,
 ) -> Outcome:
     state = imp.workflow_state
-    n_warn, n_err = len(imp.warnings), len(imp.errors)
+    n_warn, n_err = imp.warning_count, imp.error_count  # true totals, not the capped lists
 
     def make(status: str, code: int, message: str) -> Outcome:
         return Outcome(
@@ -76,6 +76,10 @@ def outcome_for(
             errors=n_err,
         )
 
+    if imp.finished_before_abort:  # the abort lost the race with completion: report how it really ended
+        plain = imp.model_copy(update={"finished_before_abort": False})
+        outcome = outcome_for(plain, timed_out=False, fail_on_warnings=fail_on_warnings, errors_csv=errors_csv)
+        return outcome.model_copy(update={"message": f"{outcome.message} (it finished before the abort)"})
     if timed_out:
         if aborted_after_timeout:
             return make(

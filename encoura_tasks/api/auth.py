@@ -13,6 +13,7 @@ from collections.abc import Generator
 import httpx
 
 from common.errors import ConfigError
+from common.http_retry import IDEMPOTENT
 from encoura_tasks.api.errors import EncouraAuthError, EncouraResponseError
 from encoura_tasks.api.models import Organization
 
@@ -57,8 +58,6 @@ class EncouraAuth(httpx.Auth):
         self._login_failed: EncouraAuthError | None = None
         self.organization: Organization | None = None
         self.organizations: list[Organization] = []
-        self.login_count = 0
-        self.refresh_count = 0
 
     def __repr__(self) -> str:
         return f"EncouraAuth(base_url={self._base_url!r}, scheme={self._scheme!r}, logged_in={self._token is not None})"
@@ -73,6 +72,8 @@ class EncouraAuth(httpx.Auth):
             f"{self._base_url}/login",
             headers={"x-api-key": self._api_key},
             json={"userName": self._username, "password": self._password, "acceptedTerms": True},
+            # Logging in creates nothing that a second login would duplicate: retry it like a GET.
+            extensions={IDEMPOTENT: True},
         )
 
     def _refresh_request(self) -> httpx.Request:
@@ -83,7 +84,6 @@ class EncouraAuth(httpx.Auth):
         )
 
     def _handle_login(self, response: httpx.Response) -> None:
-        self.login_count += 1
         if response.status_code in (400, 401, 403):
             self._login_failed = EncouraAuthError(
                 f"Encoura refused the login (HTTP {response.status_code}); check ENCOURA_USERNAME, "
@@ -139,7 +139,6 @@ class EncouraAuth(httpx.Auth):
             self._handle_login(response)
         elif self._age() >= self._token_lifetime - self._refresh_margin:
             response = yield self._refresh_request()
-            self.refresh_count += 1
             if response.status_code == 200:
                 try:
                     self._token = _clean_token(response.json().get("sessionToken"))

@@ -18,7 +18,15 @@ from pathlib import Path
 from fsspec.callbacks import Callback
 
 from common.hashing import file_hexdigest
-from destinations import Destination, DestinationUnavailable, PathContext, PublishError, Receipt, render_path
+from destinations import (
+    Destination,
+    DestinationUnavailable,
+    PathContext,
+    PublishError,
+    Receipt,
+    reachable,
+    render_path,
+)
 from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
 from encoura_tasks.api.errors import ExportRejected
 from encoura_tasks.api.models import source_name_from_url
@@ -313,13 +321,10 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 
 
 def destination_unreachable(dest: Destination) -> str | None:
-    """Why this destination cannot receive files right now, or None. The one place that asks: swap
-    in the destinations package's public reachability check here when it exists."""
-    try:
-        dest.probe()
-    except PublishError as exc:
-        return str(exc)
-    return None
+    """Why this destination cannot receive files right now, or None (the destinations package's
+    public check: connect, root folder present). A missing root folder is a settings error and
+    raises ConfigError (exit 2) rather than counting as unreachable."""
+    return reachable(dest)
 
 
 def check_receivers(rt: ExportRuntime) -> list[str]:

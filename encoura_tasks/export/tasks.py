@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
+from common.events import emit_export_delivered
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
 from encoura_tasks.export import steps as export_steps
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
@@ -178,6 +179,7 @@ def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
             outcome.status = "delivered"
             for delivery in rt.ledger.deliveries_for(uid):
                 outcome.deliveries.setdefault(delivery.destination, delivery.final_path or "")
+            emit_export_delivered(uid, outcome.product_key, outcome.file_name, outcome.size, outcome.deliveries)
         else:
             outcome.status = "failed"
             outcome.error = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())) or "not delivered everywhere"

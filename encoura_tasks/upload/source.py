@@ -3,7 +3,7 @@
 Why through `destinations`: the source needs the same things a destination does (credentials,
 host-key checking, one connection per run) plus moves that never overwrite and never fall back to
 a shell (`sshfs.mv` would run `cp` on an SFTP-only server). Destinations already have those
-primitives (`_rename_noreplace`: posix-rename or plain SFTP rename, `os.link` locally) and the
+primitives (`rename_noreplace`: posix-rename or plain SFTP rename, `os.link` locally) and the
 atomic temp -> verify -> rename publish used here for the error notes.
 
 Moves never overwrite: a name already taken in processed/ (Slate often writes the same file name
@@ -153,12 +153,12 @@ class UploadSource:
         """(size, sha256) of the file now at `relative`, or None when it is gone: checked before a move."""
         probe = work_dir / f".verify-{secrets.token_hex(4)}"
         try:
-            size = self.dest._size(self.full(relative))
+            size = self.dest.size_of(self.full(relative))
             if size is None:
                 return None
             return self.fetch(SourceFile(self.full(relative), relative, size), probe)
         except UploadSourceError:
-            if self.dest._size(self.full(relative)) is None:
+            if self.dest.size_of(self.full(relative)) is None:
                 return None
             raise
         finally:
@@ -175,7 +175,7 @@ class UploadSource:
         target_dir = self.target_folder(relative, folder)
         name = PurePosixPath(relative).name
         try:
-            self.dest._makedirs(self.full(target_dir))
+            self.dest.makedirs(self.full(target_dir))
         except Exception as exc:
             raise UploadSourceError(
                 f"cannot create {self.location(target_dir)} ({type(exc).__name__}: {exc})"
@@ -198,13 +198,13 @@ class UploadSource:
 
     def _rename_noreplace(self, src: str, dst: str) -> None:
         try:
-            self.dest._rename_noreplace(src, dst)
+            self.dest.rename_noreplace(src, dst)
         except NotImplementedError:
             # Object stores (S3) have no rename: copy, check the copy, and only then delete the original.
-            if self.dest._size(dst) is not None:
+            if self.dest.size_of(dst) is not None:
                 raise FileExistsError(dst) from None
             self.fs.copy(src, dst)
-            copied, original = self.dest._size(dst), self.dest._size(src)
+            copied, original = self.dest.size_of(dst), self.dest.size_of(src)
             if copied is None or copied != original:
                 raise OSError(f"the copy has {copied} bytes, the original {original}; original kept") from None
             self.fs.rm_file(src)
@@ -214,7 +214,7 @@ class UploadSource:
         target_dir = self.target_folder(relative, folder)
         for candidate in candidate_names(PurePosixPath(relative).name, sha256):
             moved = f"{target_dir}/{candidate}"
-            if self.dest._size(self.full(moved)) == size and self.fingerprint(moved, work_dir) == (size, sha256):
+            if self.dest.size_of(self.full(moved)) == size and self.fingerprint(moved, work_dir) == (size, sha256):
                 return moved
         return None
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.events import emit_upload_final
 from common.redaction import redact_text
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
@@ -284,7 +285,7 @@ def move_to_failed(
     # The note is named after the first free name the file will get, so the pair stays together.
     moved_name = None
     for candidate in candidate_names(item.name, row.sha256):
-        if rt.source.dest._size(rt.source.full(f"{target_dir}/{candidate}")) is None:
+        if rt.source.dest.size_of(rt.source.full(f"{target_dir}/{candidate}")) is None:
             moved_name = candidate
             break
     if moved_name is not None:
@@ -319,6 +320,8 @@ def settle(
         outcome.status, outcome.error = "needs_person", NEEDS_PERSON_MESSAGE
     else:  # pragma: no cover - poll() only returns final statuses
         outcome.status, outcome.error = "error", f"unexpected Encoura status {status!r}"
+    emit_upload_final(status, file=row.name, file_id=file_id, product_type=row.product_type, size=row.size,
+                      error=outcome.error)  # fmt: skip
 
 
 def _refresh(rt: UploadRuntime, row: UploadRow) -> UploadRow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -19,6 +21,14 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "on", "yes", "t")
+
+
+def _norm(stamp: str) -> str:
+    """An ISO timestamp as the sandbox stores created_at (UTC, seconds, no zone) for comparisons."""
+    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def create_app(state: SandboxState) -> FastAPI:
@@ -133,10 +143,7 @@ def create_app(state: SandboxState) -> FastAPI:
         term = options.get("batch_mode_term_id")
         known = state.known_term_ids
         if _truthy(options.get("batch_mode")) and term and known is not None and term not in known:
-            return JSONResponse(
-                {"message": "Batch mode specified, but the given batch_mode_term_id cannot be found."},
-                status_code=400,
-            )
+            return _error(404, "The specified resource does not exist.")  # Canvas: RecordNotFound
         if (
             options.get("multi_term_batch_mode")
             and not options.get("batch_mode_term_id")
@@ -161,15 +168,68 @@ def create_app(state: SandboxState) -> FastAPI:
 
     @app.get("/api/v1/accounts/{account_id}/sis_imports")
     async def index(account_id: str, request: Request) -> Response:
+        """Newest first; created_since / created_before / workflow_state[] filters; per_page + page with a
+        Link header (rel next/first/current/last) like every Canvas list endpoint."""
         if (refusal := check_account(account_id)) is not None:
             return refusal
-        since = request.query_params.get("created_since")
+        query = request.query_params
+        since, before = query.get("created_since"), query.get("created_before")
+        wanted = set(query.getlist("workflow_state[]"))
+        try:
+            per_page = max(1, min(int(query.get("per_page", "10")), 100))
+            page = max(1, int(query.get("page", "1")))
+        except ValueError:
+            return _error(400, "Invalid page or per_page")
+        try:
+            since, before = (_norm(since) if since else None), (_norm(before) if before else None)
+        except ValueError:
+            return _error(400, "Invalid created_since or created_before")
         with state.lock:
             records = sorted(state.imports.values(), key=lambda r: r.id, reverse=True)
             if since:
-                since_norm = since.replace("+00:00", "Z")[:19]
-                records = [r for r in records if r.created_at[:19] >= since_norm]
-            return JSONResponse({"sis_imports": [state.render(r, base_url(request)) for r in records]})
+                records = [r for r in records if r.created_at[:19] >= since]
+            if before:
+                records = [r for r in records if r.created_at[:19] < before]
+            if wanted:
+                records = [r for r in records if state.state_of(r) in wanted]
+            last = max(1, -(-len(records) // per_page))
+            chunk = records[(page - 1) * per_page : page * per_page]
+            body = {"sis_imports": [state.render(r, base_url(request)) for r in chunk]}
+        links = [("current", page), ("first", 1), ("last", last)]
+        if page < last:
+            links.insert(0, ("next", page + 1))
+        header = ",".join(f'<{request.url.include_query_params(page=p, per_page=per_page)}>; rel="{rel}"'
+                          for rel, p in links)  # fmt: skip
+        return JSONResponse(body, headers={"Link": header})
+
+    @app.get("/api/v1/accounts/{account_id}/sis_imports/importing")
+    async def importing(account_id: str, request: Request) -> Response:
+        if (refusal := check_account(account_id)) is not None:
+            return refusal
+        with state.lock:
+            running = [r for r in state.imports.values() if state.state_of(r) in ("importing", "cleanup_batch")]
+            return JSONResponse({"sis_imports": [state.render(r, base_url(request)) for r in running]})
+
+    @app.put("/api/v1/accounts/{account_id}/sis_imports/abort_all_pending")
+    async def abort_all_pending(account_id: str) -> Response:
+        if (refusal := check_account(account_id)) is not None:
+            return refusal
+        state.abort_all_pending()
+        return JSONResponse({"aborted": True})
+
+    @app.put("/api/v1/accounts/{account_id}/sis_imports/{import_id}/restore_states")
+    async def restore_states(account_id: str, import_id: int, request: Request) -> Response:
+        if (refusal := check_account(account_id)) is not None:
+            return refusal
+        record = state.imports.get(import_id)
+        if record is None:
+            return _error(404, "The specified resource does not exist.")
+        params = {**dict(request.query_params), **dict(request.state.recorded.fields)}
+        if _truthy(params.get("undelete_only")) and _truthy(params.get("unconclude_only")):
+            return _error(400, "cannot set both undelete_only and unconclude_only")
+        if not state.is_done(record):
+            return _error(400, "SIS import must be finished to restore states")
+        return JSONResponse(state.restore(record, params))
 
     @app.get("/api/v1/accounts/{account_id}/sis_imports/{import_id}")
     async def show(account_id: str, import_id: int, request: Request) -> Response:

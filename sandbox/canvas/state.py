@@ -39,6 +39,16 @@ FINAL_STATE = {
 MAX_MESSAGES = 24  # Canvas caps processing_warnings / processing_errors in the API
 
 
+def capped(messages: list[list[str]], kind: str) -> list[list[str]] | None:
+    """Like Canvas: the first 24 messages, then one ["", "There were N more <kind>"] row."""
+    if not messages:
+        return None
+    if len(messages) <= MAX_MESSAGES:
+        return [list(m) for m in messages]
+    extra = len(messages) - MAX_MESSAGES
+    return [list(m) for m in messages[:MAX_MESSAGES]] + [["", f"There were {extra} more {kind}"]]
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -66,6 +76,8 @@ class ImportRecord:
     supplied: list[str] = field(default_factory=list)
     errors_file_id: int | None = None
     ended_at: str | None = None
+    restored: str | None = None  # restored | partially_restored, once restore_states ran
+    restore_params: dict[str, str] = field(default_factory=dict)
 
 
 def now() -> str:
@@ -139,10 +151,12 @@ class SandboxState:
         self.retry_after: str | None = None
         self.fail_after_create_next_n = 0  # POST creates the import, then answers 500
         self.known_term_ids: set[str] | None = None  # None: every batch_mode_term_id exists
+        self.abort_loses_race = False  # an abort arrives just as the import completes: it finishes, abort 404s
         self.default_scenario = "auto"  # auto: derived from the data (warnings -> imported_with_messages)
         self.scenario_for_file: dict[str, str] = {}
         self._next_id = 100
         self._next_file_id = 9000
+        self._next_progress_id = 500
 
     # -- inspection helpers for tests ---------------------------------------------------------------
     @property
@@ -217,11 +231,49 @@ class SandboxState:
 
     def abort(self, record: ImportRecord) -> bool:
         with self.lock:
+            if self.abort_loses_race:
+                record.step = len(record.steps) - 1
             if self.is_done(record):
                 return False
             record.aborted = True
             record.ended_at = now()
             return True
+
+    def abort_all_pending(self) -> int:
+        """Abort every import that has not finished; returns how many."""
+        with self.lock:
+            pending = [r for r in self.imports.values() if not self.is_done(r)]
+            for record in pending:
+                self.abort(record)
+            return len(pending)
+
+    def state_of(self, record: ImportRecord) -> str:
+        """The workflow_state a GET would show now, without advancing the record."""
+        with self.lock:
+            if record.restored:
+                return record.restored
+            if self.is_done(record):
+                return self.final_state(record)
+            return record.steps[record.step][0]
+
+    def restore(self, record: ImportRecord, params: dict[str, str]) -> dict[str, Any]:
+        """restore_states: roll the import back (at once here) and answer Canvas's Progress object."""
+        with self.lock:
+            record.restore_params = dict(params)
+            record.restored = "restored"
+            self._next_progress_id += 1
+            return {
+                "id": self._next_progress_id,
+                "context_id": record.id,
+                "context_type": "SisBatch",
+                "tag": "sis_batch_state_restore",
+                "completion": 0.0,
+                "workflow_state": "queued",
+                "created_at": now(),
+                "updated_at": now(),
+                "message": None,
+                "url": f"/api/v1/progress/{self._next_progress_id}",
+            }
 
     def is_done(self, record: ImportRecord) -> bool:
         return record.aborted or record.steps[record.step][0] == "FINAL"
@@ -250,7 +302,7 @@ class SandboxState:
             state, progress = record.steps[record.step]
             done = self.is_done(record)
             if done:
-                state = self.final_state(record)
+                state = record.restored or self.final_state(record)
                 if record.ended_at is None:
                     record.ended_at = now()
             body: dict[str, Any] = {
@@ -278,6 +330,8 @@ class SandboxState:
                             )
                         },
                         **record.counts,
+                        "warning_count": len(record.warnings),
+                        "error_count": len(record.errors),
                     }
                     if done
                     else None,
@@ -285,8 +339,8 @@ class SandboxState:
                 "statistics": None,
                 "errors_attachment": None,
                 "user": None,
-                "processing_warnings": record.warnings[:MAX_MESSAGES] if done and record.warnings else None,
-                "processing_errors": record.errors[:MAX_MESSAGES] if done and record.errors else None,
+                "processing_warnings": capped(record.warnings, "warnings") if done else None,
+                "processing_errors": capped(record.errors, "errors") if done else None,
                 "batch_mode": record.options.get("batch_mode") in ("true", "1"),
                 "batch_mode_term_id": record.options.get("batch_mode_term_id"),
                 "multi_term_batch_mode": "multi_term_batch_mode" in record.options,

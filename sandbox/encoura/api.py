@@ -26,6 +26,8 @@ from sandbox.encoura.uploads import UPLOAD_BUCKET
 class Caller:
     token: str | None
     organization: str | None
+    # With `fail_after_acting`, the fault drawn for this call, to be answered after the handler acted.
+    late_fault: ApiError | None = None
 
 
 def _gate(state: SandboxState, endpoint: str, *, session: bool, org: bool) -> Callable[[Request], Awaitable[Caller]]:
@@ -35,12 +37,12 @@ def _gate(state: SandboxState, endpoint: str, *, session: bool, org: bool) -> Ca
         if delay:
             await asyncio.sleep(delay)
         fault = state.draw_fault(endpoint)
-        if fault is not None:
+        if fault is not None and not state.config.fail_after_acting:
             raise fault
         state.check_api_key(request.headers.get("x-api-key"))
         token = state.check_token(request.headers.get("authorization")) if session else None
         organization = state.check_organization(request.headers.get("organization")) if org else None
-        return Caller(token, organization)
+        return Caller(token, organization, late_fault=fault)
 
     return gate
 
@@ -113,6 +115,8 @@ def api_router(state: SandboxState) -> APIRouter:
     async def create_upload(request: Request, caller: Caller = gate("upload_create")) -> JSONResponse:
         assert caller.organization is not None
         record = state.create_upload(caller.organization, await _json_body(state, request))
+        if caller.late_fault is not None:
+            raise caller.late_fault  # the record exists; the gateway's answer is lost
         return JSONResponse({"id": record.id, "url": f"{state.root_url}/_s3/{UPLOAD_BUCKET}", "fields": record.fields})
 
     @router.get("/files/{upload_id}")

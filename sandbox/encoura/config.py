@@ -27,14 +27,7 @@ SANDBOX_CREDENTIALS: Mapping[str, str] = MappingProxyType(
 # The Data Lab product keys the emulator serves (Encoura's API docs). Kept here rather than imported
 # from the client, so a client-side typo in the list cannot be hidden by the emulator agreeing with it.
 PRODUCT_KEYS = (
-    "aos",
-    "prospect",
-    "affinity",
-    "ematch",
-    "score-reporter",
-    "declared",
-    "inquiry",
-    "enrollment-marketing",
+    "aos", "prospect", "affinity", "ematch", "score-reporter", "declared", "inquiry", "enrollment-marketing",
 )
 API_ENDPOINTS = ("login", "refresh_token", "list_exports", "download_url", "upload_create", "file_status")
 
@@ -47,6 +40,7 @@ FAULT_FIELDS = (
     "fail_rate",
     "fail_statuses",
     "fail_endpoints",
+    "fail_after_acting",
     "retry_after_seconds",
     "truncate_rate",
     "slow_rate",
@@ -98,6 +92,9 @@ class SandboxConfig(BaseModel):
     fail_statuses: tuple[int, ...] = (500, 502, 503, 429)
     # Endpoints fail_rate applies to (names from API_ENDPOINTS); empty means every /v1 endpoint.
     fail_endpoints: tuple[str, ...] = ()
+    # Answer a drawn fault only after the endpoint did its work (today: creating an upload record), as
+    # a backend that acted behind a gateway that then timed out does. Catches blind POST retries.
+    fail_after_acting: bool = False
     retry_after_seconds: int = Field(default=1, ge=0)
     # Fraction of S3 GETs that announce the full Content-Length and then close the connection halfway.
     truncate_rate: float = Field(default=0.0, ge=0, le=1)

@@ -160,7 +160,7 @@ def test_outcome_exit_codes(
         assert f"import {import_id}" in err or f"import id {import_id}" in err
 
 
-def test_canvas_refusal_of_a_parameter_exits_2_with_its_message(
+def test_unknown_batch_term_404_exits_2_naming_the_setting(
     canvas_env: dict[str, str],
     canvas_sandbox: CanvasSandbox,
     clean_users_csv: Path,
@@ -169,5 +169,6 @@ def test_canvas_refusal_of_a_parameter_exits_2_with_its_message(
     canvas_sandbox.state.known_term_ids = {"T2026F"}
     code, _, err = in_process(capsys, str(clean_users_csv), "--batch-mode", "--batch-mode-term-id", "T1999")
     assert code == 2
-    assert "batch_mode_term_id cannot be found" in err
+    # Canvas answers 404 for a term it does not know; the message names the option to fix, not "not found".
+    assert "--batch-mode-term-id" in err and "'T1999'" in err and "404" in err
     assert len(canvas_sandbox.state.submissions()) == 1 and not canvas_sandbox.state.imports

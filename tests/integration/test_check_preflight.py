@@ -66,6 +66,7 @@ def test_everything_reachable_exits_0(
         clean_env.setenv(key, value)
     (sftp_server.root / "incoming").mkdir()
     _sftp(clean_env, "SLATE", sftp_server, "/incoming")
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     outgoing = tmp_path / "outgoing"
     outgoing.mkdir()
@@ -103,7 +104,7 @@ def test_wrong_host_key_wrong_password_unwritable_folder_each_reported_with_its_
 
     code, out = _run(capsys)
 
-    assert code == exit_codes.WORK_FAILED, out
+    assert code == exit_codes.CONFIG_ERROR, out
     assert sum("  FAILED  " in line for line in out.splitlines()) == 3, out
     assert "OK" in _row(out, "Destination good")
     wrong_key = _row(out, "Destination wrongkey")
@@ -126,9 +127,10 @@ def test_wrong_encoura_password_and_canvas_token(
     for key, value in encoura_sandbox.env().items():
         clean_env.setenv(key, value)
     clean_env.setenv("ENCOURA_PASSWORD", "wrong-password-123")
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     code, out = _run(capsys)
-    assert code == exit_codes.WORK_FAILED
+    assert code == exit_codes.CONFIG_ERROR
     encoura = _row(out, "Encoura login")
     assert "FAILED" in encoura and "ENCOURA_PASSWORD" in encoura
     assert "wrong-password-123" not in out
@@ -156,6 +158,7 @@ def test_canvas_token_checked_when_configured(
 ) -> None:
     for key, value in encoura_sandbox.env().items():
         clean_env.setenv(key, value)
+    (tmp_path / "share").mkdir(exist_ok=True)  # a destination's root folder must exist
     clean_env.setenv("DESTINATIONS__SHARE__URL", (tmp_path / "share").as_uri())
     clean_env.setenv("CANVAS_BASE_URL", canvas_sandbox.base_url)
     clean_env.setenv("CANVAS_ACCOUNT_ID", canvas_sandbox.account_id)
@@ -166,7 +169,67 @@ def test_canvas_token_checked_when_configured(
 
     clean_env.setenv("CANVAS_ACCESS_TOKEN", "expired-token-xyz")
     code, out = _run(capsys)
-    assert code == exit_codes.WORK_FAILED
+    assert code == exit_codes.CONFIG_ERROR
     canvas = _row(out, "Canvas token")
     assert "FAILED" in canvas and "CANVAS_ACCESS_TOKEN" in canvas
     assert "expired-token-xyz" not in out and canvas_sandbox.token not in out
+
+
+def test_whole_publish_path_rename_rights_missing_root_and_host_key_shown(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    make_sftp_server: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    good = make_sftp_server()  # type: ignore[operator]
+    norename = make_sftp_server(deny_rename=True)  # type: ignore[operator]
+    for server in (good, norename):
+        (server.root / "incoming").mkdir()
+    _sftp(clean_env, "GOOD", good, "/incoming")
+    clean_env.setenv("DESTINATIONS__GOOD__PATH_TEMPLATE", "{product_key}/{filename}")
+    _sftp(clean_env, "NORENAME", norename, "/incoming")
+    _sftp(clean_env, "TYPO", good, "/incoming/Encora")
+
+    code, out = _run(capsys)
+
+    assert code == exit_codes.CONFIG_ERROR, out
+    ok = _row(out, "Destination good")
+    assert "OK" in ok and "renamed it" in ok and "made a subfolder" in ok, out
+    key = asyncssh.import_public_key(good.host_key_line)
+    assert good.host_key_line in ok and key.get_fingerprint("sha256") in ok and key.get_fingerprint("md5") in ok
+    assert list((good.root / "incoming").iterdir()) == [], "probe file, temp and subfolder removed"
+    no_rename = _row(out, "Destination norename")
+    assert "FAILED" in no_rename and "rename" in no_rename and "rename rights" in no_rename, out
+    assert list((norename.root / "incoming").iterdir()) == [], "the temp is removed even when rename fails"
+    typo = _row(out, "Destination typo")
+    assert "FAILED" in typo and "/incoming/Encora" in typo and good.host in typo, out
+    assert not (good.root / "incoming" / "Encora").exists()
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("algo", ["sha256", "md5"])
+def test_host_key_pinned_by_fingerprint_right_and_wrong(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    sftp_server: SFTPTestServer,
+    capsys: pytest.CaptureFixture[str],
+    algo: str,
+) -> None:
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    (sftp_server.root / "incoming").mkdir()
+    right = asyncssh.import_public_key(sftp_server.host_key_line).get_fingerprint(algo)
+    wrong = asyncssh.generate_private_key("ssh-ed25519").get_fingerprint(algo)
+    _sftp(clean_env, "RIGHT", sftp_server, "/incoming", host_key=right)
+    _sftp(clean_env, "WRONG", sftp_server, "/incoming", host_key=wrong)
+
+    code, out = _run(capsys)
+
+    assert code == exit_codes.CONFIG_ERROR, out
+    assert "OK" in _row(out, "Destination right"), out
+    wrong_row = _row(out, "Destination wrong")
+    assert "FAILED" in wrong_row and "not trusted" in wrong_row and "DESTINATIONS__WRONG__HOST_KEY" in wrong_row
+    seen = asyncssh.import_public_key(sftp_server.host_key_line).get_fingerprint("sha256")
+    assert seen in wrong_row

@@ -1,4 +1,4 @@
-"""The failed-run automation documented in the README is accepted by a real Prefect server
+"""The failed-run automation documented in docs/operations.md is accepted by a real Prefect server
 through the documented command (`prefect automation create --from-file`)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from tests.integration.deploy_helpers import REPO_ROOT
 
 
 def _documented_automation() -> str:
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
     match = re.search(r"`notify-failed-runs\.yaml`:\s*```yaml\n(.*?)```", text, re.S)
-    assert match, "README shows notify-failed-runs.yaml"
+    assert match, "docs/operations.md shows notify-failed-runs.yaml"
     return match.group(1)
 
 

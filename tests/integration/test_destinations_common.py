@@ -47,6 +47,7 @@ def _walk(root: Path) -> dict[str, bytes]:
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     if request.param == "local":
         root = tmp_path / "share" / "incoming"
+        root.mkdir(parents=True)  # the root folder must exist (never created); subfolders are
         yield Target(
             "local",
             lambda **kw: DestinationConfig(url=root.as_uri(), **kw),
@@ -113,6 +114,13 @@ def test_failure_mid_upload_leaves_nothing_under_final_name(target: Target, tmp_
                 raise RuntimeError("simulated failure after some bytes")
 
     with target.open() as dest:
+        if target.kind == "s3":
+            # s3fs reports progress only after the single PUT completed: the object is whole. A failed
+            # put never deletes what is under the final key (it may be another writer's); the content is
+            # compared instead, and identical content is delivered (already present: whose it is is unknown).
+            receipt = dest.publish(local, "big.csv", sha256=sha, size=size, callback=Boom())
+            assert receipt.already_present and target.files() == {"big.csv": PAYLOAD * 3}
+            return
         with pytest.raises(PublishError, match=r"t: big\.csv: .*simulated failure"):
             dest.publish(local, "big.csv", sha256=sha, size=size, callback=Boom())
         assert dest.exists("big.csv") is None
@@ -203,7 +211,7 @@ def test_concurrent_publishes_respect_max_concurrency(target: Target, tmp_path: 
     # All `limit` slots must be usable at once (the barrier only opens when `limit` uploads are in
     # flight together) and never more (peak).
     barrier = threading.Barrier(limit, timeout=20)
-    real_put = dest._put
+    real_put = dest.put
 
     def counting_put(*args: Any, **kwargs: Any) -> None:
         nonlocal active, peak
@@ -217,7 +225,7 @@ def test_concurrent_publishes_respect_max_concurrency(target: Target, tmp_path: 
             with lock:
                 active -= 1
 
-    dest._put = counting_put  # type: ignore[method-assign]
+    dest.put = counting_put  # type: ignore[method-assign]
     staged = [_staged(tmp_path, f"f{i}.csv", f"row,{i}\n".encode() * 1000) for i in range(count)]
     errors: list[BaseException] = []
 
@@ -259,3 +267,31 @@ def test_receipt_and_errors_never_contain_secrets(target: Target, tmp_path: Path
     for secret in ("correct horse", "testing-secret-key"):
         assert secret not in text
     assert os.path.basename(receipt.final_path) == "a.csv"
+
+
+def test_first_attempt_skips_the_pre_upload_stat_and_stays_exactly_once(target: Target, tmp_path: Path) -> None:
+    local, sha, size = _staged(tmp_path, "a.csv", b"abc")
+    other, sha2, size2 = _staged(tmp_path, "b.csv", b"abd")
+    with target.open() as dest:
+        events: list[str] = []
+        real_size_of, real_put = dest.size_of, dest.put
+
+        def counting_size_of(path: str) -> int | None:
+            events.append(f"stat {path}")
+            return real_size_of(path)
+
+        def recording_put(local_path: Path, path: str, **kwargs: Any) -> None:
+            events.append("put")
+            real_put(local_path, path, **kwargs)
+
+        dest.size_of = counting_size_of  # type: ignore[method-assign]
+        dest.put = recording_put  # type: ignore[method-assign]
+        first = dest.publish(local, "a.csv", sha256=sha, size=size, first_attempt=True)
+        assert not first.already_present
+        assert events[0] == "put", f"no stat before the upload on a first attempt: {events}"
+        # Told "first attempt" although the name is taken: the never-replacing step still decides.
+        again = dest.publish(local, "a.csv", sha256=sha, size=size, first_attempt=True)
+        assert again.already_present
+        with pytest.raises(PublishError, match="exists with different content"):
+            dest.publish(other, "a.csv", sha256=sha2, size=size2, first_attempt=True)
+    assert target.files() == {"a.csv": b"abc"}

@@ -30,7 +30,7 @@ def test_object_appearing_between_check_and_put_is_not_overwritten(s3_server: S3
     """The create-only PUT (If-None-Match) protects even when the existence check was passed."""
     local, sha, size = _staged(tmp_path, b"ours\n")
     dest = open_destination("archive", s3_server.config("exports"))
-    real_size = dest._size
+    real_size = dest.size_of
 
     def racing_size(path: str) -> int | None:
         result = real_size(path)
@@ -38,7 +38,7 @@ def test_object_appearing_between_check_and_put_is_not_overwritten(s3_server: S3
             s3_server.client().put_object(Bucket=s3_server.bucket, Key="exports/a.csv", Body=b"theirs\n")
         return result
 
-    dest._size = racing_size  # type: ignore[method-assign]
+    dest.size_of = racing_size  # type: ignore[method-assign]
     with pytest.raises(PublishError, match="exists with different content"):
         dest.publish(local, "a.csv", sha256=sha, size=size)
     assert s3_server.read("exports/a.csv") == b"theirs\n"

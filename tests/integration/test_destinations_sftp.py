@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncssh
 import pytest
+from fsspec.asyn import sync
 from fsspec.callbacks import Callback
 
 from destinations import (
@@ -138,8 +139,14 @@ def test_without_posix_rename_publishes_are_still_atomic_and_never_overwrite(
         # The server's plain rename refuses to replace; we never fall back to overwrite.
         with pytest.raises(PublishError, match="exists with different content"):
             dest.publish(other, "in/a.csv", sha256=sha2, size=size2)
-        sftp, _fs = dest._sftp_client()
-        assert not sftp._handler._supports_posix_rename
+        fs = dest.sftp_fs()
+
+        async def try_posix_rename() -> None:
+            async with fs.client.start_sftp_client() as sftp:
+                await sftp.posix_rename(dest.full_path("in/a.csv"), dest.full_path("in/c.csv"))
+
+        with pytest.raises(asyncssh.SFTPOpUnsupported):
+            sync(fs.loop, try_posix_rename)
     assert sorted(p.name for p in (sftp_server.root / "in").iterdir()) == ["a.csv"]
     assert (sftp_server.root / "in" / "a.csv").read_bytes() == b"one\n"
 

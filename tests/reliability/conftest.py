@@ -34,6 +34,7 @@ def rig(tmp_path: Path, encoura_sandbox: SandboxServer, sftp_server, sftp_proxy:
     """Sandbox -> (SFTP through the fault proxy, a local share); fresh state dir; sweep grace 0."""
     (sftp_server.root / "incoming").mkdir()
     share = tmp_path / "share"
+    share.mkdir()  # a destination root must exist (a missing one is a settings error)
     env = {**sftp_env("slate", sftp_server, port=sftp_proxy.port), **local_env("share", share)}
     return Rig(
         sandbox=encoura_sandbox,

@@ -12,11 +12,9 @@ from tests.support.prefect_server import free_port
 
 def test_no_destination_reachable_means_nothing_is_listed(rig: Rig, sftp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     uid = rig.add_export("prospect", size=2_000)
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the share's folder should be")
-    rig.env = {
-        **sftp_env("slate", sftp_server, port=free_port()),  # nothing listens there
-        **local_env("share", blocker / "incoming"),
+    rig.env = {  # nothing listens on either port
+        **sftp_env("slate", sftp_server, port=free_port()),
+        **sftp_env("backup", sftp_server, port=free_port()),
     }
     before = counters(rig)["list_exports"]
     result = run_cli(rig.full_env())
@@ -24,13 +22,14 @@ def test_no_destination_reachable_means_nothing_is_listed(rig: Rig, sftp_server,
     assert result.returncode == 1, output[-3000:]
     assert counters(rig)["list_exports"] == before, "the run listed although nothing could receive"
     assert rig.sandbox.state.exports[uid].status == "NotDelivered"
-    assert "Destination share is unreachable" in output, output[-3000:]
+    assert "Destination backup is unreachable" in output, output[-3000:]
     assert "Destination slate is unreachable" in output, output[-3000:]
     assert "nothing was listed" in output
 
     # One receiver is enough: the run lists and delivers there; the staged copy waits for slate,
     # private to the worker's user (student records at rest).
     share = tmp_path / "share"
+    share.mkdir(exist_ok=True)
     rig.env = {**sftp_env("slate", sftp_server, port=free_port()), **local_env("share", share)}
     result = run_cli(rig.full_env())
     assert result.returncode == 1, (result.stdout + result.stderr)[-3000:]

@@ -39,6 +39,8 @@ class PrefectServer:
             "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            # Proactive automations (flows.alerts) are evaluated this often; the default 5 s slows their test.
+            "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -2,7 +2,8 @@
 
 Slate's server is what we imitate: SFTP only (no shell), a chroot-like root, host key pinned by
 clients, password or public-key logins. Knobs for the failure cases tests need:
-`posix_rename=False` (server without the posix-rename@openssh.com extension), `deny_write=[...]`
+`posix_rename=False` (server without the posix-rename@openssh.com extension), `plain_rename=False`
+(plain SFTP rename unsupported), `deny_rename=True` (an account without rename rights), `deny_write=[...]`
 (permission denied under some folders; tests run as root so chmod would not stop writes), and
 `drop_connections()` (abort every live connection, e.g. from an upload callback mid-file).
 
@@ -176,6 +177,11 @@ class SFTPTestServer:
     password: str = "correct horse battery staple"
     key_passphrase: str = "open sesame"
     posix_rename: bool = True
+    plain_rename: bool = True  # False: SSH_FXP_RENAME answers "unsupported" (only posix-rename works)
+    deny_rename: bool = False  # True: an account that may write but not rename (both renames refused)
+    # SFTP requests served, by kind (open, write, close, stat, lstat, fstat, mkdir, rename, ...): lets
+    # tests and the benchmark count what one publish costs.
+    requests: Counter[str] = field(default_factory=Counter)
     deny_write: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
@@ -303,27 +309,61 @@ class _SFTPServer(asyncssh.SFTPServer):
             if real == folder or folder in real.parents:
                 raise asyncssh.SFTPPermissionDenied("Permission denied")
 
+    def _count(self, kind: str) -> None:
+        self._owner.requests[kind] += 1
+
+    def stat(self, path: bytes) -> Any:
+        self._count("stat")
+        return super().stat(path)
+
+    def lstat(self, path: bytes) -> Any:
+        self._count("lstat")
+        return super().lstat(path)
+
+    def fstat(self, file_obj: object) -> Any:
+        self._count("fstat")
+        return super().fstat(file_obj)
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> Any:
+        self._count("write")
+        return super().write(file_obj, offset, data)
+
+    def close(self, file_obj: object) -> Any:
+        self._count("close")
+        return super().close(file_obj)
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> Any:
+        self._count("open")
         if pflags & _WRITE_FLAGS:
             self._check_write(path)
         return super().open(path, pflags, attrs)
 
     def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> Any:
+        self._count("mkdir")
         self._check_write(path)
         return super().mkdir(path, attrs)
 
     def remove(self, path: bytes) -> Any:
+        self._count("remove")
         self._check_write(path)
         return super().remove(path)
 
     def rename(self, oldpath: bytes, newpath: bytes) -> Any:
+        self._count("rename")
+        if self._owner.deny_rename:
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
+        if not self._owner.plain_rename:
+            raise asyncssh.SFTPOpUnsupported("rename not supported")
         self._check_write(oldpath)
         self._check_write(newpath)
         return super().rename(oldpath, newpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> Any:
+        self._count("posix_rename")
         if not self.advertise_posix_rename:
             raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+        if self._owner.deny_rename:
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
         self._check_write(oldpath)
         self._check_write(newpath)
         return super().posix_rename(oldpath, newpath)

@@ -86,3 +86,24 @@ def test_timeout_says_still_running_with_the_id() -> None:
 def test_progress_descriptions() -> None:
     assert "waiting" in describe_progress(imp("created"))
     assert "restarts" in describe_progress(imp("cleanup_batch", 20))
+
+
+def test_abort_that_lost_the_race_reports_how_the_import_ended() -> None:
+    finished = imp("imported", 100, finished_before_abort=True)
+    outcome = outcome_for(finished, timed_out=True, fail_on_warnings=False, aborted_after_timeout=False)
+    assert (outcome.status, outcome.exit_code) == ("imported", 0)
+    assert "finished before the abort" in outcome.message
+
+
+def test_message_totals_come_from_data_counts_not_the_capped_lists() -> None:
+    rows = [["users.csv", f"warning {i}"] for i in range(24)] + [["", "There were 4976 more warnings"]]
+    capped = imp(
+        "imported_with_messages",
+        100,
+        processing_warnings=rows,
+        data={"counts": {"users": 9000, "warning_count": 5000, "error_count": 0}},
+    )
+    assert (capped.warning_count, capped.error_count) == (5000, 0)
+    assert capped.counts == {"users": 9000}
+    outcome = outcome_for(capped, timed_out=False, fail_on_warnings=False)
+    assert outcome.warnings == 5000 and "5000 warning(s)" in outcome.message

@@ -132,3 +132,35 @@ def test_raw_validation_error_text_hides_inputs() -> None:
     with pytest.raises(ValidationError) as info:
         DestinationConfig(url="s3://b/p", storage_options='{"secret": "TOPSECRET"', bogus="BOGUS")  # type: ignore[call-arg]
     assert "TOPSECRET" not in str(info.value) and "BOGUS" not in str(info.value)
+
+
+def test_host_key_accepts_key_lines_and_sha256_md5_fingerprints() -> None:
+    import asyncssh
+
+    from destinations.hostkeys import parse_pinned_key
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    line = key.export_public_key().decode().strip()
+    sha, md5 = key.get_fingerprint("sha256"), key.get_fingerprint("md5")
+    for pin in (line, f"[h]:22 {line}", sha, md5, md5.removeprefix("MD5:"), f"ssh-rsa 2048 {md5[4:]}"):
+        assert parse_pinned_key(pin).matches(key), pin
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    assert not parse_pinned_key(sha).matches(other)
+    assert not parse_pinned_key(md5.upper().replace("MD5:", "md5:")).matches(other)
+    assert parse_pinned_key(md5.upper().replace("MD5:", "md5:")).matches(key)  # case of hex pairs ignored
+
+
+@pytest.mark.parametrize("bad", ["SHA256:tooshort", "MD5:aa:bb", "hello world", "ssh-ed25519 notbase64!"])
+def test_host_key_that_is_neither_key_nor_fingerprint_is_a_settings_error(bad: str) -> None:
+    with pytest.raises(ValidationError, match="host_key"):
+        DestinationConfig(url="sftp://u@h/x", host_key=bad)
+
+
+def test_technolutions_md5_line_asks_the_server_for_its_rsa_key() -> None:
+    """Technolutions pins an RSA key by MD5: a server holding several keys must present the RSA one."""
+    from destinations.hostkeys import host_key_options
+
+    options = host_key_options(None, "ssh-rsa 2048 35:7a:60:48:cf:4f:bc:d1:f1:4e:92:dc:ea:02:18:3b")
+    assert options["server_host_key_algs"] == ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    assert options["known_hosts"] == ([], [], [])  # checking stays on: only the pin is trusted
+    assert "server_host_key_algs" not in host_key_options(None, "SHA256:" + "A" * 43)

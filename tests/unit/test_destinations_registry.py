@@ -24,7 +24,9 @@ class FakeDestination(FsspecDestination):
 
     def _connect(self):
         host = self.config.url.split("://", 1)[1].split("/", 1)[0]
-        return fsspec.filesystem("memory", skip_instance_cache=True), f"/fake/{host}"
+        fs = fsspec.filesystem("memory", skip_instance_cache=True)
+        fs.makedirs(f"/fake/{host}", exist_ok=True)  # the root folder must exist (it is never created)
+        return fs, f"/fake/{host}"
 '''
 
 
@@ -78,6 +80,7 @@ def test_builtin_classes(url: str, cls: type, tmp_path: Path) -> None:
 def test_generic_fsspec_destination_publishes_atomically_and_never_overwrites(tmp_path: Path) -> None:
     root = f"memory://generic-{uuid.uuid4().hex[:8]}/in"
     dest = open_destination("mem", DestinationConfig(url=root, path_template="{product_key}/{filename}"))
+    dest.fs.makedirs(dest.root, exist_ok=True)  # the root folder must exist (it is never created)
     local = tmp_path / "a.csv"
     local.write_bytes(b"abc")
     sha = hashlib.sha256(b"abc").hexdigest()

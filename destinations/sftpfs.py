@@ -1,0 +1,239 @@
+"""`SlateSFTPFileSystem`: sshfs hardened for SFTP-only servers, registered for `sftp://` and `ssh://`.
+
+Why a subclass registered with fsspec rather than a wrapper: every way of reaching `sftp://`
+(`fsspec.open`, `fsspec.filesystem("sftp")`, a chained `simplecache::sftp://...`, a Canvas or
+upload source) then gets the same checks. What it changes, each for a reason:
+
+- Host keys are always verified. sshfs defaults to `known_hosts=None` (no checking); here the
+  constructor takes `known_hosts` (a file) or `host_key` (a key line, or a `SHA256:`/`MD5:`
+  fingerprint) and otherwise falls back to `~/.ssh/known_hosts`; with none of them it refuses to
+  connect (HostKeyRequired), whatever the URL looked like.
+- A password inside a URL is refused (never echoed): URLs end up in logs and flow parameters.
+- Never a shell command: Slate's server is SFTP-only. sshfs's `mv` falls back to shell `cp` and
+  `checksum` runs `md5sum`; here `mv` is a rename that never replaces, and `cp`/shell raise.
+- `rename_noreplace`: the plain SFTP rename first (SFTPv3 rename refuses to replace an existing
+  name); `posix-rename@openssh.com` (which replaces) only where plain rename is missing, and then
+  only behind a create-only guard: an exclusively created claim file for the final name.
+- `close_connection()` closes channels and connection now (sshfs only closes from a finalizer,
+  which prints a traceback at exit when the connection had dropped).
+
+Only public or documented hooks are overridden: `connect` (the constructor's connection hook),
+`_get_kwargs_from_urls` and the async `_put_file`/`_mv`/`_cp_file` methods fsspec documents as an
+AsyncFileSystem's implementation interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import posixpath
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+from fsspec.asyn import sync, sync_wrapper
+from fsspec.callbacks import Callback
+from fsspec.utils import infer_storage_options
+from sshfs import SSHFileSystem
+
+from destinations.errors import HostKeyError
+from destinations.hostkeys import host_key_options
+
+# sshfs's own sizes (its read/write block sizes are not public names).
+WRITE_BLOCK_SIZE = 240 * 1024
+# Local bytes read per step of an upload: asyncssh splits each into WRITE_BLOCK_SIZE requests in flight.
+UPLOAD_CHUNK = 8 * 1024 * 1024
+CLAIM_PREFIX = ".~claim."
+CLAIM_SUFFIX = ".lock"
+# A claim older than this belongs to a writer that died between creating it and removing it.
+STALE_CLAIM_SECONDS = 600.0
+CLAIM_WAIT_SECONDS = 30.0
+
+
+class HostKeyRequired(HostKeyError, ValueError):
+    """No known_hosts file and no pinned key: we never connect without verifying the host key."""
+
+
+def claim_name(final_name: str) -> str:
+    """The guard file for one final name: a dot-file without the final name's extension, so no Slate
+    source-format mask can match it, and the same for every writer racing for that name."""
+    digest = hashlib.sha256(final_name.encode("utf-8")).hexdigest()[:16]
+    return f"{CLAIM_PREFIX}{digest}{CLAIM_SUFFIX}"
+
+
+class SlateSFTPFileSystem(SSHFileSystem):
+    protocol = ("sftp", "ssh")
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        known_hosts: Any = None,
+        host_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if known_hosts is None or isinstance(known_hosts, (str, Path)) or host_key:
+            try:
+                kwargs.update(host_key_options(known_hosts, host_key))
+            except ValueError as exc:
+                raise HostKeyRequired(f"sftp://{host}: refusing to connect: {exc}") from None
+            except OSError as exc:
+                raise HostKeyRequired(f"sftp://{host}: cannot read known_hosts ({exc.strerror or exc})") from None
+        else:
+            kwargs["known_hosts"] = known_hosts  # already an asyncssh known_hosts object (never None here)
+        self.channel_pool: Any = None
+        self.connection_stack: AsyncExitStack | None = None
+        super().__init__(host, **kwargs)
+
+    @staticmethod
+    def _get_kwargs_from_urls(urlpath: str) -> dict[str, Any]:
+        out = infer_storage_options(urlpath)
+        if out.get("password"):
+            raise ValueError(
+                "an sftp:// URL must not contain a password; give it as a setting (e.g. __PASSWORD) instead"
+            )
+        out.pop("path", None)
+        out.pop("protocol", None)
+        return out
+
+    # ---- connection -----------------------------------------------------------------------
+    async def _open_connection(
+        self,
+        host: str,
+        pool_type: Any,
+        max_sftp_channels: int,
+        connect_args: dict[str, Any],
+        sftp_client_kwargs: dict[str, Any],
+    ) -> tuple[asyncssh.SSHClientConnection, Any]:
+        if connect_args.get("known_hosts") is None:  # belt and braces: sshfs's default disables checking
+            raise HostKeyRequired(f"sftp://{host}: refusing to connect without host key verification")
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(asyncssh.connect(host, **connect_args))
+        pool = pool_type(client, max_channels=max_sftp_channels, sftp_client_kwargs=sftp_client_kwargs)
+        self.connection_stack, self.channel_pool = stack, pool
+        return client, pool
+
+    connect = sync_wrapper(_open_connection)
+
+    def connection_lost(self) -> bool:
+        try:
+            return bool(self.client.is_closed())
+        except Exception:
+            return True
+
+    def close_connection(self) -> None:
+        """Close channels and the SSH connection now, swallowing errors of an already dead connection."""
+        pool, stack = self.channel_pool, self.connection_stack
+
+        async def close() -> None:
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    await pool.close()
+            if stack is not None:
+                with contextlib.suppress(Exception):
+                    await stack.aclose()
+
+        with contextlib.suppress(Exception):
+            sync(self.loop, close, timeout=10)
+
+    # ---- no shell, never replace ----------------------------------------------------------
+    async def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("SFTP-only server: no shell commands (cp, md5sum) are run")
+
+    async def _cp_file(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        raise NotImplementedError("SFTP has no server-side copy and this server runs no shell")
+
+    async def _mv(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        await self._rename_noreplace(lpath, rpath)
+
+    async def _put_file(
+        self,
+        lpath: str,
+        rpath: str,
+        block_size: int = WRITE_BLOCK_SIZE,
+        callback: Callback | None = None,
+        create_parents: bool = True,
+        create_only: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """Upload with one open, pipelined writes and one close.
+
+        Unlike sshfs's put (asyncssh `put`, which first stats the target to see whether it is a
+        folder), this costs no extra round trip; `create_parents=False` skips the folder creation
+        for callers that made it already, and `create_only=True` opens with FXF_EXCL. Within each
+        chunk asyncssh keeps many write requests in flight; chunks bound the memory used.
+        """
+        if create_parents:
+            await self._makedirs(posixpath.dirname(rpath), exist_ok=True)
+        if callback is not None:
+            callback.set_size(os.path.getsize(lpath))
+        mode = "xb" if create_only else "wb"
+        async with (
+            self.channel_pool.get() as sftp,
+            sftp.open(rpath, mode, block_size=block_size) as remote,
+        ):
+            with open(lpath, "rb") as local:
+                offset = 0
+                while chunk := local.read(UPLOAD_CHUNK):
+                    await remote.write(chunk, offset)
+                    offset += len(chunk)
+                    if callback is not None:
+                        callback.relative_update(len(chunk))
+
+    async def _rename_noreplace(self, src: str, dst: str) -> None:
+        async with self.channel_pool.get() as sftp:
+            try:
+                await sftp.rename(src, dst)  # SFTPv3 rename: refuses to replace an existing name
+                return
+            except asyncssh.SFTPOpUnsupported:
+                pass  # plain rename missing on this server: the guarded posix-rename below
+            except asyncssh.SFTPError as exc:
+                if await sftp.exists(dst):
+                    raise FileExistsError(dst) from None
+                if isinstance(exc, asyncssh.SFTPPermissionDenied):
+                    raise PermissionError(f"rename refused by the server: {exc.reason}") from None
+                raise
+            await self._guarded_posix_rename(sftp, src, dst)
+
+    async def _guarded_posix_rename(self, sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
+        """posix-rename replaces, so only the writer holding the final name's claim file may use it,
+        and only after seeing that the final name is still free."""
+        parent, _, name = dst.rpartition("/")
+        claim = f"{parent}/{claim_name(name)}" if parent or dst.startswith("/") else claim_name(name)
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            try:
+                async with sftp.open(claim, "xb"):
+                    break
+            except asyncssh.SFTPError:
+                if await sftp.exists(dst):
+                    raise FileExistsError(dst) from None
+                with contextlib.suppress(asyncssh.SFTPError):
+                    attrs = await sftp.stat(claim)
+                    if attrs.mtime is not None and time.time() - attrs.mtime > STALE_CLAIM_SECONDS:
+                        await sftp.remove(claim)  # left by a writer killed mid-rename
+                        continue
+                if time.monotonic() > deadline:
+                    raise OSError(f"another writer holds {claim} for more than {CLAIM_WAIT_SECONDS:.0f} s") from None
+                await asyncio.sleep(0.05)
+        try:
+            if await sftp.exists(dst):
+                raise FileExistsError(dst)
+            await sftp.posix_rename(src, dst)
+        finally:
+            with contextlib.suppress(asyncssh.SFTPError):
+                await sftp.remove(claim)
+
+    rename_noreplace = sync_wrapper(_rename_noreplace)
+
+    async def _rmdir_empty(self, path: str) -> None:
+        async with self.channel_pool.get() as sftp:
+            await sftp.rmdir(path)
+
+    # fsspec's AbstractFileSystem.rmdir is a silent no-op and sshfs does not wrap its own: remove an
+    # empty folder for real (the preflight removes its probe subfolder with it).
+    rmdir = sync_wrapper(_rmdir_empty)
