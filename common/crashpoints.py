@@ -7,20 +7,39 @@ suite in tests/reliability/ sets `ENCOURA_SLATE_CRASHPOINT=<name>[@<n>]` on a fl
 the process SIGKILLs itself the n-th time (default: first) it reaches `crashpoint(<name>)`:
 exactly what a power cut or OOM kill at that instant would do (no cleanup, no finally blocks).
 
+`<name>[@<n>]:stop` SIGSTOPs instead: the process freezes there (a suspended VM, a long GC pause)
+until the test sends SIGCONT; the lease-loss tests use it to freeze a run past its claim's lease.
+
 Production never sets the variable; the cost is one environment lookup per call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
 CRASHPOINT_ENV = "ENCOURA_SLATE_CRASHPOINT"
 
 _lock = threading.Lock()
 _hits: Counter[str] = Counter()
+# Held by `quiet_section` users (the ledger's write transactions) while a ":stop" point is armed,
+# and taken by the stop action before it freezes: a frozen test process never holds a database
+# lock from another of its threads (the heartbeat), which would block the run meant to take over.
+_quiet = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet_section() -> Iterator[None]:
+    """Mark a section the process must not freeze inside (no-op unless a ':stop' point is armed)."""
+    if not os.environ.get(CRASHPOINT_ENV, "").endswith(":stop"):
+        yield
+        return
+    with _quiet:
+        yield
 
 
 def crashpoint(name: str) -> None:
@@ -28,11 +47,17 @@ def crashpoint(name: str) -> None:
     wanted = os.environ.get(CRASHPOINT_ENV)
     if not wanted:
         return
+    wanted, _, action = wanted.partition(":")
     point, _, nth = wanted.partition("@")
     if point != name:
         return
     with _lock:
         _hits[name] += 1
         reached = _hits[name] == int(nth or 1)
-    if reached:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not reached:
+        return
+    if action == "stop":
+        with _quiet:  # wait until no other thread is inside a quiet section, then freeze
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -8,7 +8,7 @@ keeps copy/verify/rename in its operations layer and each backend only speaks it
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -68,8 +68,12 @@ class Destination:
         size: int,
         callback: Callback | None = None,
         first_attempt: bool = False,
+        before_rename: Callable[[str | None, str], None] | None = None,
     ) -> Receipt:
         """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename.
+
+        `before_rename(temp, final)` (root-relative paths; temp None for a create-only put) runs
+        right before the final name can appear: the caller records its publish intent there.
 
         `first_attempt=True` (the ledger knows this file was never published here) skips the stat of
         the final name before uploading: one SFTP round trip less per file. It is safe either way,
@@ -89,21 +93,37 @@ class Destination:
                     size=size,
                     callback=callback,
                     first_attempt=first_attempt,
+                    before_rename=before_rename,
                 ),
+            )
+
+    def settle_intent(
+        self, local_path: Path | None, temp_path: str | None, relative_path: str, *, sha256: str, size: int
+    ) -> tuple[str, Receipt | None]:
+        """Finish a recorded publish intent: ("renamed"|"present"|"taken"|"absent", receipt). See
+        destinations.publish.settle_intent."""
+        self._check_relative(relative_path)
+        if temp_path is not None:
+            self._check_relative(temp_path)
+        with host_slot(self.config.url), self._slots:
+            return self._guard(
+                relative_path,
+                lambda: operations.settle_intent(self, local_path, temp_path, relative_path, sha256=sha256, size=size),
             )
 
     def exists(self, relative_path: str) -> int | None:
         self._check_relative(relative_path)
         return self._guard(relative_path, lambda: self.size_of(self.full_path(relative_path)))
 
-    def sweep(self, *, older_than: float | None = None) -> list[str]:
-        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s).
+    def sweep(self, *, older_than: float | None = None, keep: Collection[str] = ()) -> list[str]:
+        """Remove temp files left by killed runs (only our own temp names, older than `older_than` s,
+        never those in `keep`: temps an open publish intent owns).
 
         Default: the destination's `sweep_grace_seconds` (DESTINATIONS__<NAME>__SWEEP_GRACE_SECONDS).
         """
         if older_than is None:
             older_than = self.config.sweep_grace_seconds
-        return self._guard("", lambda: operations.sweep_temps(self, older_than=older_than))
+        return self._guard("", lambda: operations.sweep_temps(self, older_than=older_than, keep=keep))
 
     def probe(self) -> operations.ProbeReport:
         """The whole publish path on a probe file (see `destinations.probe`); raises on the first problem."""

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,12 @@ def _receipt(
     )
 
 
+# Called right before the final name appears: (temp path or None for a create-only put, final path),
+# both relative to the destination root. The export records its publish intent here; raising stops
+# the publish before the rename (a run that lost its claim).
+BeforeRename = Callable[[str | None, str], None]
+
+
 def publish_file(
     dest: Destination,
     local_path: Path,
@@ -130,6 +137,7 @@ def publish_file(
     size: int,
     callback: Callback | None = None,
     first_attempt: bool = False,
+    before_rename: BeforeRename | None = None,
 ) -> Receipt:
     _check_local(dest, local_path, relative_path, size)
     final = dest.full_path(relative_path)
@@ -143,13 +151,19 @@ def publish_file(
         # `reachable`) before listing, which refuses a missing root as a settings error.
         dest.makedirs(parent)
     if dest.atomic_put:
+        if before_rename is not None:
+            before_rename(None, relative_path)
         return _publish_atomic_put(dest, local_path, relative_path, final, sha256=sha256, size=size, callback=callback)
 
     temp = sibling(final, temp_name())
     renamed = False
+    intended = False  # once the intent is recorded, the temp belongs to it: only settling removes it
     try:
         dest.put(local_path, temp, callback=callback, create_only=True)
         verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size)
+        if before_rename is not None:
+            before_rename(dest.relative_to_root(temp), relative_path)
+            intended = True
         try:
             crashpoint("publish.before_rename")  # complete, verified temp; final name absent
             dest.rename_noreplace(temp, final)
@@ -160,9 +174,13 @@ def publish_file(
             existing = dest.size_of(final)
             if existing is None:
                 raise
+            _discard(dest, temp)  # certainly not renamed: the final name was taken
             return _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
     finally:
-        if not renamed:
+        # A failed rename after the intent may still have happened (a lost reply): leave the temp
+        # for the intent's settlement, which can tell "renamed" from "never renamed" only if a
+        # missing temp always means the rename happened.
+        if not renamed and not intended:
             _discard(dest, temp)
     return _receipt(dest, relative_path, size, verified_sha, None, already_present=False)
 
@@ -203,7 +221,7 @@ def _publish_atomic_put(
     except BaseException:
         _discard(dest, final)
         raise
-    crashpoint("publish.after_rename")  # S3's equivalent: final key visible, the ledger does not know yet
+    crashpoint("publish.after_put")  # S3's equivalent of after_rename: final key visible, the ledger does not know yet
     return _receipt(dest, relative_path, size, None, checksum, already_present=False)
 
 
@@ -249,7 +267,58 @@ def retry_cleanup(dest: Destination) -> None:
             dest.remove(path)
 
 
-def sweep_temps(dest: Destination, *, older_than: float) -> list[str]:
+def settle_intent(
+    dest: Destination,
+    local_path: Path | None,
+    temp_relative: str | None,
+    relative_path: str,
+    *,
+    sha256: str,
+    size: int,
+) -> tuple[str, Receipt | None]:
+    """Finish a rename that a killed run had recorded as about to happen. Returns (outcome, receipt):
+
+    - "renamed": the temp was still there, verified by size and sha256 read back, and renamed now;
+    - "present": the final name holds identical content (the rename happened, the ledger missed it);
+    - "taken": neither is there after a verified temp: the rename happened and Slate's importer took
+      the file away. Delivered: sending it again would import it twice;
+    - "absent": nothing to settle (S3: the create-only put never landed; or the temp differs and was
+      removed): publish normally.
+    A final name holding different content raises PublishError (never overwritten).
+    """
+    final = dest.full_path(relative_path)
+    existing = dest.size_of(final)
+    if existing is not None:
+        if local_path is None or not local_path.is_file():
+            if existing != size or dest.sha256_of(final) != sha256:
+                raise _error(dest, relative_path, "exists with different content; not overwritten")
+            receipt = _receipt(dest, relative_path, size, sha256, None, already_present=True)
+        else:
+            receipt = _existing(dest, local_path, relative_path, final, existing, size=size, sha256=sha256)
+        if temp_relative is not None:
+            _discard(dest, dest.full_path(temp_relative))
+        return "present", receipt
+    if temp_relative is None:
+        return "absent", None  # create-only put: an absent key means the put never landed
+    temp = dest.full_path(temp_relative)
+    temp_size = dest.size_of(temp)
+    if temp_size is None:
+        return "taken", None
+    if temp_size != size or dest.sha256_of(temp) != sha256:
+        _discard(dest, temp)
+        return "absent", None
+    try:
+        dest.rename_noreplace(temp, final)
+    except (FileExistsError, FileNotFoundError):
+        # Another process renamed it a moment ago (a run that stalled and woke up): settle again.
+        return settle_intent(dest, local_path, temp_relative, relative_path, sha256=sha256, size=size)
+    crashpoint("publish.after_settle_rename")
+    return "renamed", _receipt(dest, relative_path, size, sha256, None, already_present=False)
+
+
+def sweep_temps(dest: Destination, *, older_than: float, keep: Collection[str] = ()) -> list[str]:
+    """Remove our temp files older than `older_than` seconds, except those in `keep` (relative
+    paths of temps an open publish intent still owns: settling, not sweeping, decides about them)."""
     removed: list[str] = []
     now = time.time()
     try:
@@ -258,7 +327,7 @@ def sweep_temps(dest: Destination, *, older_than: float) -> list[str]:
         return removed  # nothing delivered yet
     for path, base in files:
         age = temp_age(base, now)
-        if age is None or age < older_than:
+        if age is None or age < older_than or dest.relative_to_root(path) in keep:
             continue
         with contextlib.suppress(FileNotFoundError):
             dest.remove(path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from fsspec.callbacks import Callback
@@ -85,9 +86,9 @@ class S3Destination(FsspecDestination):
             return DestinationUnavailable
         return super().classify(exc)
 
-    def sweep(self, *, older_than: float | None = None) -> list[str]:
+    def sweep(self, *, older_than: float | None = None, keep: Collection[str] = ()) -> list[str]:
         grace = self.config.sweep_grace_seconds if older_than is None else older_than
-        removed = super().sweep(older_than=grace)
+        removed = super().sweep(older_than=grace, keep=keep)
         aborted = self._guard("", lambda: self._abort_stale_uploads(grace))
         return sorted(removed + aborted)
 

@@ -27,7 +27,13 @@ from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.settings import PRODUCT_KEYS
 from encoura_tasks.export.report import Progress, outcome_rows, print_console_report, publish_export_report
 from encoura_tasks.export.settings import load_export_settings
-from encoura_tasks.export.steps import ExportOutcome, ExportRuntime, clean_delivered_staging
+from encoura_tasks.export.steps import (
+    ExportOutcome,
+    ExportRuntime,
+    clean_delivered_staging,
+    secure_state_dir,
+    start_of_run,
+)
 from encoura_tasks.export.tasks import deliver_export, list_and_record, login
 from ledger import ClaimOwner, Ledger
 from ledger.store import ALL_PRODUCTS
@@ -36,7 +42,7 @@ from ledger.store import ALL_PRODUCTS
 @contextlib.contextmanager
 def export_runtime() -> Iterator[ExportRuntime]:
     encoura_settings, run_settings = load_export_settings()
-    run_settings.state_dir.mkdir(parents=True, exist_ok=True)
+    secure_state_dir(run_settings.state_dir)
     ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
     owner = ClaimOwner.current(current_flow_run_id())
     destinations: dict[str, Destination] = {}
@@ -67,7 +73,7 @@ def _sweep(rt: ExportRuntime) -> None:
     logger = get_run_logger()
     for name, dest in rt.destinations.items():
         try:
-            removed = dest.sweep()
+            removed = dest.sweep(keep=rt.keep_temps.get(name, ()))
         except DestinationUnavailable as exc:
             rt.unavailable[name] = str(exc)
             logger.error("Destination %s is unavailable: %s", name, exc)
@@ -96,6 +102,11 @@ def encoura_export(
         signed_in = login(rt)
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
+            return report_state(report, failed=True)
+        blocked = start_of_run(rt, settings.state_dir, settings.state_retention_days)
+        if blocked:  # nowhere to deliver: do not list (a listing hands each export out once)
+            summary = "no destination is reachable; nothing was listed (try again when one is)"
+            report = {"exports": [], "problems": blocked, "summary_line": summary, "exit_code": 1, "listed": False}
             return report_state(report, failed=True)
         _sweep(rt)
         for uid in redeliver or []:

@@ -4,6 +4,7 @@ It is what makes runs restartable: every external step is recorded before and af
 so a crash at any point is finished by the next run without duplicates.
 """
 
-from ledger.store import ClaimOwner, DeliveryRow, ExportRow, Ledger, UploadRow
+from ledger.liveness import pid_exists
+from ledger.store import ClaimLost, ClaimOwner, DeliveryRow, ExportRow, IntentRow, Ledger, UploadRow
 
-__all__ = ["ClaimOwner", "DeliveryRow", "ExportRow", "Ledger", "UploadRow"]
+__all__ = ["ClaimLost", "ClaimOwner", "DeliveryRow", "ExportRow", "IntentRow", "Ledger", "UploadRow", "pid_exists"]

@@ -85,3 +85,23 @@ listings = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
 )
+
+# Publish intents: written (under the export's claim) right before a file takes its final name, so a
+# run killed after the rename but before `mark_delivered` can be settled by the next run even when
+# Slate's importer has already moved the file away. `temp_path` is None for create-only puts (S3),
+# where the put itself is the rename. Paths are relative to the destination root.
+publish_intents = Table(
+    "publish_intents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("export_uid", String(128), nullable=False, index=True),
+    Column("destination", String(64), nullable=False),
+    Column("temp_path", Text),
+    Column("final_path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open | delivered | present | taken | abandoned
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+)

@@ -4,28 +4,40 @@ Claims make overlapping runs safe (a scheduled run and a manual one, or two work
 claims an export with a compare-and-swap UPDATE before touching it, and renews the claim while it
 works. A claim is stale when its lease has expired, when it belongs to a dead process on this
 host (a killed run), or when it belongs to the same flow run id (a retry from the Prefect UI).
+
+Claims are fenced: lease times come from the database's clock (never a worker's), and every
+state-changing write for an export passes `me` and runs `WHERE claimed_by = me` in the same
+transaction as the write. A run that stalled past its lease (a frozen VM, a long GC pause) and lost
+the export to another run gets `ClaimLost` at its next write or rename, instead of writing anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from common.crashpoints import crashpoint
-from ledger.models import deliveries, exports, listings, metadata, uploads
+from common.crashpoints import crashpoint, quiet_section
+from ledger.liveness import pid_exists
+from ledger.migrations import upgrade
+from ledger.models import deliveries, exports, listings, metadata, publish_intents, uploads
+
+logger = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
+def worker_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -64,14 +76,36 @@ class ClaimOwner:
             return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+class ClaimLost(Exception):
+    """This run no longer holds the claim it is writing under: another run took the export (or upload)
+    after this run's lease expired. The run must stop work on it, neither rename nor record."""
+
+    def __init__(self, what: str, key: object, me: ClaimOwner) -> None:
+        self.what, self.key = what, key
+        super().__init__(
+            f"{what} {key}: this run lost its claim (lease expired, another run took over); "
+            f"stopped before writing. Run {me.run_id} on {me.host} pid {me.pid}"
+        )
+
+    def __reduce__(self):  # picklable across Prefect task boundaries
+        return (_claim_lost_from_message, (self.args[0], self.what, self.key))
+
+
+def _claim_lost_from_message(message: str, what: str, key: object) -> ClaimLost:
+    exc = ClaimLost.__new__(ClaimLost)
+    Exception.__init__(exc, message)
+    exc.what, exc.key = what, key
+    return exc
+
+
+def db_now(conn: Connection) -> datetime:
+    """The database's clock: every worker's leases are measured against one clock, not each its own."""
+    if conn.dialect.name == "sqlite":
+        # CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds. SQLite runs on the host
+        # that holds the file, so this is that host's clock (the same for every worker using it).
+        value = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return _aware(conn.execute(select(func.now())).scalar_one())  # type: ignore[return-value]
 
 
 def _ensure_wal(cursor: Any, attempts: int = 50) -> None:
@@ -119,6 +153,21 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True)
+class IntentRow:
+    """A rename (or create-only put) that was about to happen; `open` until a run settled it."""
+
+    id: int
+    export_uid: str
+    destination: str
+    temp_path: str | None
+    final_path: str
+    size: int
+    sha256: str
+    status: str
+    note: str | None
+
+
+@dataclass(frozen=True)
 class UploadRow:
     id: int
     source: str
@@ -147,12 +196,26 @@ class Ledger:
         self.url = url
         self.claim_ttl = claim_ttl
         self.engine = self._make_engine(url)
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Two workers starting on a fresh database would race to CREATE the same tables.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7201463)")
-            metadata.create_all(conn)
+        with self._begin() as conn:
+            added = upgrade(conn)  # idempotent; serialised between workers
+        if added and sum(a.startswith("table") for a in added) < len(metadata.tables):  # not a fresh ledger
+            logger.info("Ledger schema upgraded: added %s", ", ".join(added))
+        self._secure_sqlite_file()
         self._heartbeat_stop: threading.Event | None = None
+        self.lost_claims: list[str] = []  # filled by the heartbeat: claims another run took from us
+        self._held: set[str] = set()  # export uids this process claimed and has not released
+        self._held_lock = threading.Lock()
+
+    def _secure_sqlite_file(self) -> None:
+        """The ledger names students' files: readable by its owner only (0600), like the staged copies."""
+        if not self.url.startswith("sqlite:///"):
+            return
+        path = self.url[len("sqlite:///") :]
+        for candidate in (path, path + "-wal", path + "-shm"):
+            try:
+                os.chmod(candidate, 0o600)
+            except OSError:
+                continue
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
@@ -176,7 +239,16 @@ class Ledger:
                 conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        # A worker frozen inside a transaction (a suspended VM) would hold its row locks forever and
+        # block the run taking over; the server ends such a session after a minute instead.
+        options = {"options": "-c idle_in_transaction_session_timeout=60000"} if url.startswith("postgresql") else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=options)
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """One write transaction (see common.crashpoints.quiet_section for the test-only guard)."""
+        with quiet_section(), self.engine.begin() as conn:
+            yield conn
 
     def _read(self) -> Connection:
         """A connection for queries only (no write lock on SQLite)."""
@@ -187,51 +259,89 @@ class Ledger:
         self.engine.dispose()
 
     # ------------------------------------------------------------------ claims
-    def _stale(self, holder: str | None, expires: datetime | None, me: ClaimOwner) -> bool:
+    def _stale(self, holder: str | None, expires: datetime | None, me: ClaimOwner, now: datetime) -> bool:
         if holder is None:
             return True
         if holder == me.token():
             return True
-        if expires is not None and _aware(expires) < _now():
+        if expires is not None and _aware(expires) < now:  # type: ignore[operator]
             return True
         owner = ClaimOwner.parse(holder)
         if owner is None:
             return True
         if owner.run_id == me.run_id and not owner.run_id.startswith("local-"):
             return True  # the same flow run, retried from the UI, after its first process died
-        return owner.host == me.host and not _pid_alive(owner.pid)
+        return owner.host == me.host and not pid_exists(owner.pid)
 
     def _claim(self, table: Table, key_col: str, key: Any, me: ClaimOwner) -> bool:
         key_column = table.c[key_col]
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
+            now = db_now(conn)
             row = conn.execute(select(table.c.claimed_by, table.c.claim_expires_at).where(key_column == key)).first()
-            if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me):
+            if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me, now):
                 return False
             cond = table.c.claimed_by.is_(None) if row.claimed_by is None else table.c.claimed_by == row.claimed_by
             result = conn.execute(
                 update(table)
                 .where(and_(key_column == key, cond))
-                .values(claimed_by=me.token(), claim_expires_at=_now() + self.claim_ttl)
+                .values(claimed_by=me.token(), claim_expires_at=now + self.claim_ttl)
             )
             return result.rowcount == 1
 
+    def _fence(self, conn: Connection, table: Table, key_col: str, key: Any, me: ClaimOwner | None) -> None:
+        """Inside a write transaction: renew `me`'s claim or raise ClaimLost. The UPDATE takes the
+        row's write lock (PostgreSQL) or runs under BEGIN IMMEDIATE (SQLite), so no other run can take
+        the claim between this check and the write that follows in the same transaction."""
+        if me is None:
+            return
+        result = conn.execute(
+            update(table)
+            .where(and_(table.c[key_col] == key, table.c.claimed_by == me.token()))
+            .values(claim_expires_at=db_now(conn) + self.claim_ttl)
+        )
+        if result.rowcount != 1:
+            what = "export" if table is exports else "upload"
+            raise ClaimLost(what, key, me)
+
+    def holds_export(self, uid: str, me: ClaimOwner) -> bool:
+        """Renew and report: True while this run still holds the export's claim."""
+        try:
+            with self._begin() as conn:
+                self._fence(conn, exports, "uid", uid, me)
+        except ClaimLost:
+            return False
+        return True
+
     def claim_export(self, uid: str, me: ClaimOwner) -> bool:
         """Take the export for this run; False when another live run is working on it."""
-        return self._claim(exports, "uid", uid, me)
+        won = self._claim(exports, "uid", uid, me)
+        if won:
+            with self._held_lock:
+                self._held.add(uid)
+        return won
 
     def release_export(self, uid: str, me: ClaimOwner) -> None:
-        with self.engine.begin() as conn:
+        with self._held_lock:
+            self._held.discard(uid)
+        with self._begin() as conn:
             conn.execute(
                 update(exports)
                 .where(and_(exports.c.uid == uid, exports.c.claimed_by == me.token()))
                 .values(claimed_by=None, claim_expires_at=None)
             )
 
-    def renew_claims(self, me: ClaimOwner) -> None:
-        expires = _now() + self.claim_ttl
-        with self.engine.begin() as conn:
+    def renew_claims(self, me: ClaimOwner) -> int:
+        """Extend every lease this run holds (database clock); returns how many it still holds, so a
+        caller that expected more learns that another run took some over."""
+        renewed = 0
+        with self._begin() as conn:
+            expires = db_now(conn) + self.claim_ttl
             for table in (exports, uploads):
-                conn.execute(update(table).where(table.c.claimed_by == me.token()).values(claim_expires_at=expires))
+                result = conn.execute(
+                    update(table).where(table.c.claimed_by == me.token()).values(claim_expires_at=expires)
+                )
+                renewed += result.rowcount
+        return renewed
 
     def start_heartbeat(self, me: ClaimOwner) -> None:
         """Renew this run's claims in the background so long transfers keep them."""
@@ -245,10 +355,31 @@ class Ledger:
             while not stop.wait(interval):
                 try:
                     self.renew_claims(me)
+                    self.note_lost_claims(me)
                 except Exception:  # noqa: S112 - a missed beat only shortens the lease
                     continue
 
         threading.Thread(target=beat, name="ledger-heartbeat", daemon=True).start()
+
+    def note_lost_claims(self, me: ClaimOwner) -> None:
+        """Log once per export claimed by this run that another run now holds: the writes that follow
+        will be refused (ClaimLost); the log line says why before they are."""
+        with self._held_lock:
+            held = sorted(self._held)
+        if not held:
+            return
+        with self._read() as conn:
+            rows = conn.execute(
+                select(exports.c.uid).where(and_(exports.c.uid.in_(held), exports.c.claimed_by != me.token()))
+            ).all()
+        for (uid,) in rows:
+            if uid not in self.lost_claims:
+                self.lost_claims.append(uid)
+                logger.error(
+                    "Export %s: this run's claim expired and another run took the export over "
+                    "(was this worker frozen or suspended?); this run will not rename or record it",
+                    uid,
+                )
 
     def stop_heartbeat(self) -> None:
         if self._heartbeat_stop is not None:
@@ -257,23 +388,23 @@ class Ledger:
 
     # ---------------------------------------------------------------- listings
     def listing_started(self, product_key: str) -> int:
-        with self.engine.begin() as conn:
-            result = conn.execute(insert(listings).values(product_key=product_key, started_at=_now()))
+        with self._begin() as conn:
+            result = conn.execute(insert(listings).values(product_key=product_key, started_at=worker_now()))
             return int(result.inserted_primary_key[0])
 
     def listing_finished(self, listing_id: int, *, recovered_older: bool = True) -> None:
         """Close the journal entry and, when `recovered_older`, the older interrupted ones this run
         recovered: those of the same product, or of every product for an all-products listing (key "")."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             key = conn.execute(select(listings.c.product_key).where(listings.c.id == listing_id)).scalar_one()
             if not recovered_older:
-                conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=_now()))
+                conn.execute(update(listings).where(listings.c.id == listing_id).values(finished_at=worker_now()))
                 return
             same = listings.c.product_key.isnot(None) if key == ALL_PRODUCTS else listings.c.product_key == key
             conn.execute(
                 update(listings)
                 .where(and_(same, listings.c.finished_at.is_(None), listings.c.id <= listing_id))
-                .values(finished_at=_now())
+                .values(finished_at=worker_now())
             )
 
     def interrupted_listing(self, product_key: str) -> bool:
@@ -297,12 +428,12 @@ class Ledger:
         """Insert (uid, product_key) pairs not seen before; returns the new uids. Idempotent."""
         crashpoint("listing.answered")  # a listing's answer (which consumed the exports) is not recorded yet
         new: list[str] = []
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for uid, product_key in listed:
                 exists = conn.execute(select(exports.c.uid).where(exports.c.uid == uid)).first()
                 if exists:
                     continue
-                values = {"uid": uid, "product_key": product_key, "status": "listed", "listed_at": _now()}
+                values = {"uid": uid, "product_key": product_key, "status": "listed", "listed_at": worker_now()}
                 values["attempts"] = 0
                 if conn.dialect.name == "postgresql":
                     # READ COMMITTED: a concurrent run may insert the same uid between our check and insert.
@@ -334,22 +465,26 @@ class Ledger:
         with self._read() as conn:
             return [_row(ExportRow, r) for r in conn.execute(select(exports).order_by(exports.c.listed_at))]
 
-    def assign_file_name(self, uid: str, wanted: str, fallback: str) -> str:
+    def assign_file_name(self, uid: str, wanted: str, fallback: str, *, me: ClaimOwner | None = None) -> str:
         """Give the export a file name no other export ever had; keep the one it already has."""
         current = self.get_export(uid)
         if current and current.file_name:
             return current.file_name
         for candidate in (wanted, fallback):
             try:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
+                    self._fence(conn, exports, "uid", uid, me)
                     conn.execute(update(exports).where(exports.c.uid == uid).values(file_name=candidate))
                 return candidate
             except IntegrityError:
                 continue
         raise RuntimeError(f"export {uid}: could not assign a unique file name")
 
-    def mark_staged(self, uid: str, *, source_name: str, size: int, sha256: str) -> None:
-        with self.engine.begin() as conn:
+    def mark_staged(
+        self, uid: str, *, source_name: str, size: int, sha256: str, me: ClaimOwner | None = None
+    ) -> None:
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(exports)
                 .where(exports.c.uid == uid)
@@ -358,40 +493,45 @@ class Ledger:
                     source_name=source_name,
                     size=size,
                     sha256=sha256,
-                    staged_at=_now(),
+                    staged_at=worker_now(),
                     last_error=None,
                 )
             )
         crashpoint("ledger.mark_staged")
 
-    def mark_export_error(self, uid: str, error: str, *, rejected: bool = False) -> None:
+    def mark_export_error(
+        self, uid: str, error: str, *, rejected: bool = False, me: ClaimOwner | None = None
+    ) -> None:
         values: dict[str, Any] = {"last_error": error[:2000], "attempts": exports.c.attempts + 1}
         if rejected:
             values["status"] = "rejected"
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
             conn.execute(update(exports).where(exports.c.uid == uid).values(**values))
 
-    def mark_export_delivered(self, uid: str) -> None:
-        with self.engine.begin() as conn:
+    def mark_export_delivered(self, uid: str, *, me: ClaimOwner | None = None) -> None:
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(exports)
                 .where(exports.c.uid == uid)
-                .values(status="delivered", delivered_at=_now(), last_error=None)
+                .values(status="delivered", delivered_at=worker_now(), last_error=None)
             )
         crashpoint("ledger.mark_export_delivered")
 
     def reset_for_redelivery(self, uid: str, product_key: str = "") -> None:
         """--redeliver: make a delivered (or unknown) export pending again, for every destination."""
         self.record_listed([(uid, product_key)])
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(update(exports).where(exports.c.uid == uid).values(status="listed", last_error=None))
             conn.execute(
                 update(deliveries).where(deliveries.c.export_uid == uid).values(status="pending", last_error=None)
             )
 
     # -------------------------------------------------------------- deliveries
-    def ensure_deliveries(self, uid: str, destinations: list[str]) -> None:
-        with self.engine.begin() as conn:
+    def ensure_deliveries(self, uid: str, destinations: list[str], *, me: ClaimOwner | None = None) -> None:
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
             have = {
                 r.destination
                 for r in conn.execute(select(deliveries.c.destination).where(deliveries.c.export_uid == uid))
@@ -414,9 +554,28 @@ class Ledger:
             return [_row(DeliveryRow, r) for r in conn.execute(select(deliveries))]
 
     def mark_delivered(
-        self, uid: str, destination: str, *, relative_path: str, final_path: str, size: int, sha256: str | None
+        self,
+        uid: str,
+        destination: str,
+        *,
+        relative_path: str,
+        final_path: str,
+        size: int,
+        sha256: str | None,
+        me: ClaimOwner | None = None,
+        intent_id: int | None = None,
+        intent_status: str = "delivered",
+        note: str | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
+        """Record a confirmed delivery and, in the same transaction, close the intent it came from."""
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
+            if intent_id is not None:
+                conn.execute(
+                    update(publish_intents)
+                    .where(publish_intents.c.id == intent_id)
+                    .values(status=intent_status, note=note, settled_at=db_now(conn))
+                )
             conn.execute(
                 update(deliveries)
                 .where(and_(deliveries.c.export_uid == uid, deliveries.c.destination == destination))
@@ -426,19 +585,89 @@ class Ledger:
                     final_path=final_path,
                     size=size,
                     sha256=sha256,
-                    delivered_at=_now(),
+                    delivered_at=worker_now(),
                     last_error=None,
                     attempts=deliveries.c.attempts + 1,
                 )
             )
         crashpoint("ledger.mark_delivered")
 
-    def mark_delivery_failed(self, uid: str, destination: str, error: str) -> None:
-        with self.engine.begin() as conn:
+    def mark_delivery_failed(self, uid: str, destination: str, error: str, *, me: ClaimOwner | None = None) -> None:
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
             conn.execute(
                 update(deliveries)
                 .where(and_(deliveries.c.export_uid == uid, deliveries.c.destination == destination))
                 .values(status="failed", last_error=error[:2000], attempts=deliveries.c.attempts + 1)
+            )
+
+    # --------------------------------------------------------------- intents
+    def record_intent(
+        self,
+        uid: str,
+        destination: str,
+        *,
+        temp_path: str | None,
+        final_path: str,
+        size: int,
+        sha256: str,
+        me: ClaimOwner | None = None,
+    ) -> int:
+        """Write down the rename about to happen (fenced: ClaimLost if another run took the export).
+
+        An older open intent for the same export and destination is superseded: a run settles
+        open intents before it publishes, so one still open here belonged to an attempt that
+        failed before its rename and left nothing behind but what the sweep removes."""
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
+            now = db_now(conn)
+            conn.execute(
+                update(publish_intents)
+                .where(
+                    and_(
+                        publish_intents.c.export_uid == uid,
+                        publish_intents.c.destination == destination,
+                        publish_intents.c.status == "open",
+                    )
+                )
+                .values(status="abandoned", note="superseded by a newer attempt", settled_at=now)
+            )
+            result = conn.execute(
+                insert(publish_intents).values(
+                    export_uid=uid,
+                    destination=destination,
+                    temp_path=temp_path,
+                    final_path=final_path,
+                    size=size,
+                    sha256=sha256,
+                    status="open",
+                    created_at=now,
+                )
+            )
+            intent_id = int(result.inserted_primary_key[0])
+        crashpoint("ledger.record_intent")
+        return intent_id
+
+    def open_intents(self, uid: str | None = None) -> list[IntentRow]:
+        query = select(publish_intents).where(publish_intents.c.status == "open").order_by(publish_intents.c.id)
+        if uid is not None:
+            query = query.where(publish_intents.c.export_uid == uid)
+        with self._read() as conn:
+            return [_row(IntentRow, r) for r in conn.execute(query)]
+
+    def intents_for(self, uid: str) -> list[IntentRow]:
+        query = select(publish_intents).where(publish_intents.c.export_uid == uid).order_by(publish_intents.c.id)
+        with self._read() as conn:
+            return [_row(IntentRow, r) for r in conn.execute(query)]
+
+    def close_intent(self, intent_id: int, status: str, note: str, *, uid: str, me: ClaimOwner | None = None) -> None:
+        """Settle an intent that did not end in a delivery (e.g. `abandoned`: nothing arrived)."""
+        with self._begin() as conn:
+            self._fence(conn, exports, "uid", uid, me)
+            conn.execute(
+                update(publish_intents)
+                .where(publish_intents.c.id == intent_id)
+                .values(status=status, note=note[:2000], settled_at=db_now(conn))
             )
 
     # ----------------------------------------------------------------- uploads
@@ -456,7 +685,7 @@ class Ledger:
     ) -> UploadRow | None:
         """Create or take the upload record for this content; None when another live run holds it."""
         try:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 conn.execute(
                     insert(uploads).values(
                         source=source,
@@ -465,8 +694,8 @@ class Ledger:
                         size=size,
                         product_type=product_type,
                         status="new",
-                        created_at=_now(),
-                        updated_at=_now(),
+                        created_at=worker_now(),
+                        updated_at=worker_now(),
                     )
                 )
         except IntegrityError:
@@ -476,16 +705,18 @@ class Ledger:
             return None
         return self.find_upload(sha256=sha256, name=name, product_type=product_type)
 
-    def update_upload(self, upload_id: int, **values: Any) -> None:
+    def update_upload(self, upload_id: int, *, me: ClaimOwner | None = None, **values: Any) -> None:
+        """Change an upload record; with `me`, only while this run holds the upload's claim (ClaimLost)."""
         allowed = {"status", "encoura_file_id", "error", "archived_to", "source"}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"unknown upload fields: {sorted(unknown)}")
-        with self.engine.begin() as conn:
-            conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now(), **values))
+        with self._begin() as conn:
+            self._fence(conn, uploads, "id", upload_id, me)
+            conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=worker_now(), **values))
 
     def release_upload(self, upload_id: int, me: ClaimOwner) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 update(uploads)
                 .where(and_(uploads.c.id == upload_id, uploads.c.claimed_by == me.token()))

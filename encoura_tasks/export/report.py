@@ -100,7 +100,7 @@ def publish_export_report(outcomes: Sequence[ExportOutcome], problems: Sequence[
 
 def print_console_report(report: dict) -> None:
     outcomes = report.get("exports", [])
-    if not outcomes:
+    if not outcomes and report.get("listed", True):
         print("No exports to deliver.")
     for o in outcomes:
         print(f"[{o['status']:>9}] {o['export_uid']}  {o['file'] or '-'}  {o['bytes'] or '-'} bytes")

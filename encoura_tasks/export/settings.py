@@ -6,10 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict, SettingsError
 
 from common.errors import ConfigError, gather_settings
+from common.secrets import reveal
 from common.settings_base import TomlFileSettings
 from common.settings_errors import config_error_from_validation
 from destinations.config import DestinationConfig
@@ -27,7 +28,10 @@ class RunSettings(TomlFileSettings):
 
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     state_dir: Path = Path(".state")
-    ledger_url: str | None = None
+    # A secret: a PostgreSQL URL carries its password. May be `prefect-secret:<block>`.
+    ledger_url: SecretStr | None = None
+    # Student records kept under STATE_DIR (staged copies of exports that keep failing, Canvas error CSVs).
+    state_retention_days: float = Field(default=30.0, gt=0)
     max_parallel_files: int = Field(default=8, ge=1, le=64)
     task_retries: int = Field(default=3, ge=0, le=10)
     task_retry_delay_seconds: float = Field(default=10.0, ge=0)
@@ -43,8 +47,10 @@ class RunSettings(TomlFileSettings):
 
     @property
     def resolved_ledger_url(self) -> str:
-        if self.ledger_url:
-            return self.ledger_url
+        """The URL to connect with (revealed here, at run time, in the process that connects)."""
+        url = reveal(self.ledger_url, setting="LEDGER_URL")
+        if url:
+            return url
         return f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
 
     @property

@@ -7,7 +7,9 @@ without an orchestrator, and keeps the flow a readable list of steps.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,12 +18,19 @@ from pathlib import Path
 from fsspec.callbacks import Callback
 
 from common.hashing import file_hexdigest
-from destinations import Destination, PathContext, PublishError, Receipt, render_path
+from destinations import (
+    Destination,
+    DestinationUnavailable,
+    PathContext,
+    PublishError,
+    Receipt,
+    render_path,
+)
 from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
 from encoura_tasks.api.errors import ExportRejected
 from encoura_tasks.api.models import source_name_from_url
 from encoura_tasks.export.naming import fallback_stem, sanitize_filename, unique_variant
-from ledger import ClaimOwner, ExportRow, Ledger
+from ledger import ClaimLost, ClaimOwner, ExportRow, IntentRow, Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +57,16 @@ class ExportRuntime:
         self.staging_dir = staging_dir
         self.owner = owner
         self.unavailable: dict[str, str] = {}  # destination -> why (found by the sweep at start)
+        # destination -> temp paths that open publish intents of other live runs still own (not swept)
+        self.keep_temps: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"ExportRuntime(destinations={sorted(self.destinations)})"
 
     def staging_folder(self, uid: str) -> Path:
-        """One folder per export: two exports with the same file name never share a staged copy."""
+        """One folder per export: two exports with the same file name never share a staged copy.
+
+        Created 0700: staged exports are student records (see `secure_state_dir`)."""
         return self.staging_dir / sanitize_filename(uid, fallback="export")
 
     def staging_path(self, uid: str, file_name: str) -> Path:
@@ -114,8 +127,10 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
     url = rt.client.get_download_url(uid)  # fresh, one-time, short-lived: ask right before using it
     source_name = source_name_from_url(url.reveal())
     wanted = sanitize_filename(source_name, fallback=fallback_stem(uid))
-    file_name = rt.ledger.assign_file_name(uid, wanted, unique_variant(wanted, uid))
+    file_name = rt.ledger.assign_file_name(uid, wanted, unique_variant(wanted, uid), me=rt.owner)
     target = rt.staging_path(uid, file_name)
+    make_private_dir(rt.staging_dir)
+    make_private_dir(target.parent)
 
     def progress(received: int) -> None:
         logger.info("Export %s (%s): %d MB downloaded", uid, file_name, received // (1024 * 1024))
@@ -124,12 +139,13 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
     if downloaded.size == 0:
         target.unlink(missing_ok=True)
         message = f"export {uid} ({file_name}) is empty (0 bytes); not delivered. Ask Encoura to regenerate it."
-        rt.ledger.mark_export_error(uid, message, rejected=True)
+        rt.ledger.mark_export_error(uid, message, rejected=True, me=rt.owner)
         raise ExportRejected(message)
+    os.chmod(target, 0o600)
     kind = file_kind(target)
     if kind != "text":
         logger.warning("Export %s (%s) is not a CSV (%s); delivered unchanged", uid, file_name, kind)
-    rt.ledger.mark_staged(uid, source_name=source_name, size=downloaded.size, sha256=downloaded.sha256)
+    rt.ledger.mark_staged(uid, source_name=source_name, size=downloaded.size, sha256=downloaded.sha256, me=rt.owner)
     logger.info("Export %s staged as %s (%d bytes)", uid, file_name, downloaded.size)
     refreshed = rt.ledger.get_export(uid)
     assert refreshed is not None
@@ -144,31 +160,37 @@ def relative_path_for(dest: Destination, row: ExportRow) -> str:
 
 
 def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Receipt], dict[str, str]]:
-    """Publish to every destination still owed this export; one failure does not stop the others."""
-    rt.ledger.ensure_deliveries(row.uid, sorted(rt.destinations))
+    """Publish to every destination still owed this export; one failure does not stop the others.
+
+    An open publish intent (a run died after recording the rename) is settled first, so a file
+    Slate already imported is recorded as delivered, not sent again. ClaimLost propagates: a run
+    that lost the export must stop, not record a failure under another run's claim.
+    """
+    rt.ledger.ensure_deliveries(row.uid, sorted(rt.destinations), me=rt.owner)
     receipts: dict[str, Receipt] = {}
     failures: dict[str, str] = {}
     local = rt.staging_path(row.uid, row.file_name or "")
+    intents = {i.destination: i for i in rt.ledger.open_intents(row.uid)}
     for delivery in rt.ledger.deliveries_for(row.uid):
         if delivery.status == "delivered" or delivery.destination not in rt.destinations:
             continue
         dest = rt.destinations[delivery.destination]
         if delivery.destination in rt.unavailable:
             failures[dest.name] = rt.unavailable[dest.name]
-            rt.ledger.mark_delivery_failed(row.uid, dest.name, failures[dest.name])
+            rt.ledger.mark_delivery_failed(row.uid, dest.name, failures[dest.name], me=rt.owner)
             continue
         relative = relative_path_for(dest, row)
         try:
-            receipt = dest.publish(
-                local,
-                relative,
-                sha256=row.sha256 or "",
-                size=row.size or 0,
-                callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
-            )
+            intent = intents.get(dest.name)
+            if intent is not None:
+                settled = settle_intent(rt, dest, intent, local)
+                if settled is not None:
+                    receipts[dest.name] = settled
+                    continue
+            receipt, intent_id = _publish_with_intent(rt, dest, row, local, relative)
         except PublishError as exc:
             failures[dest.name] = str(exc)
-            rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc))
+            rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc), me=rt.owner)
             logger.error("Export %s -> %s failed: %s", row.uid, dest.name, exc)
             continue
         rt.ledger.mark_delivered(
@@ -178,11 +200,152 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
             final_path=receipt.final_path,
             size=receipt.size,
             sha256=receipt.sha256 or row.sha256,
+            me=rt.owner,
+            intent_id=intent_id,
+            intent_status="present" if receipt.already_present else "delivered",
         )
         receipts[dest.name] = receipt
         note = " (already there, identical)" if receipt.already_present else ""
         logger.info("Export %s delivered to %s: %s%s", row.uid, dest.name, receipt.final_path, note)
     return receipts, failures
+
+
+def _publish_with_intent(
+    rt: ExportRuntime, dest: Destination, row: ExportRow, local: Path, relative: str
+) -> tuple[Receipt, int | None]:
+    """Publish, recording the intent (fenced by the claim) right before the final name can appear."""
+    recorded: list[int] = []
+
+    def before_rename(temp: str | None, final: str) -> None:
+        recorded.append(
+            rt.ledger.record_intent(
+                row.uid,
+                dest.name,
+                temp_path=temp,
+                final_path=final,
+                size=row.size or 0,
+                sha256=row.sha256 or "",
+                me=rt.owner,
+            )
+        )
+
+    receipt = dest.publish(
+        local,
+        relative,
+        sha256=row.sha256 or "",
+        size=row.size or 0,
+        callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
+        before_rename=before_rename,
+    )
+    return receipt, (recorded[-1] if recorded else None)
+
+
+SETTLED_NOTES = {
+    "renamed": "an interrupted run's verified temp file was renamed into place now",
+    "present": "already there, identical (an interrupted run had renamed it)",
+    "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; not sent again",
+}
+
+
+def settle_intent(rt: ExportRuntime, dest: Destination, intent: IntentRow, local: Path | None) -> Receipt | None:
+    """Finish one open intent under the export's claim; a Receipt when it ended delivered, else None
+    (the intent is closed as abandoned and the caller publishes normally)."""
+    outcome, receipt = dest.settle_intent(
+        local if local is not None and local.is_file() else None,
+        intent.temp_path,
+        intent.final_path,
+        sha256=intent.sha256,
+        size=intent.size,
+    )
+    if outcome == "absent":
+        note = "nothing arrived; publishing again"
+        rt.ledger.close_intent(intent.id, "abandoned", note, uid=intent.export_uid, me=rt.owner)
+        return None
+    if receipt is None:  # taken: the file left before anyone could look at it again
+        receipt = Receipt(
+            destination=dest.name,
+            final_path=dest.location(intent.final_path),
+            relative_path=intent.final_path,
+            size=intent.size,
+            sha256=intent.sha256,
+            checksum=None,
+            already_present=True,
+        )
+    rt.ledger.mark_delivered(
+        intent.export_uid,
+        dest.name,
+        relative_path=intent.final_path,
+        final_path=receipt.final_path,
+        size=intent.size,
+        sha256=intent.sha256,
+        me=rt.owner,
+        intent_id=intent.id,
+        intent_status=outcome,
+        note=SETTLED_NOTES[outcome],
+    )
+    logger.warning("Export %s -> %s: %s (%s)", intent.export_uid, dest.name, SETTLED_NOTES[outcome], receipt.final_path)
+    return receipt
+
+
+def settle_open_intents(rt: ExportRuntime) -> list[str]:
+    """At the start of a run, BEFORE any sweep: settle every open intent whose export this run can
+    claim. Intents held by another live run are left to it, and their temps kept from the sweep.
+    Returns one line per settled intent, for the log."""
+    lines: list[str] = []
+    for intent in rt.ledger.open_intents():
+        dest = rt.destinations.get(intent.destination)
+        if dest is None:
+            continue  # destination removed from the settings: nothing to settle against
+        if not rt.ledger.claim_export(intent.export_uid, rt.owner):
+            if intent.temp_path:
+                rt.keep_temps.setdefault(dest.name, set()).add(intent.temp_path)
+            continue
+        try:
+            row = rt.ledger.get_export(intent.export_uid)
+            local = rt.staging_path(intent.export_uid, row.file_name) if row and row.file_name else None
+            receipt = settle_intent(rt, dest, intent, local)
+            if receipt is not None:
+                lines.append(f"{intent.export_uid} -> {dest.name}: settled")
+        except DestinationUnavailable as exc:
+            rt.unavailable[dest.name] = str(exc)
+            if intent.temp_path:
+                rt.keep_temps.setdefault(dest.name, set()).add(intent.temp_path)
+        except (PublishError, ClaimLost) as exc:
+            logger.error("Export %s -> %s: open intent not settled: %s", intent.export_uid, dest.name, exc)
+            if intent.temp_path:
+                rt.keep_temps.setdefault(dest.name, set()).add(intent.temp_path)
+        finally:
+            rt.ledger.release_export(intent.export_uid, rt.owner)
+    return lines
+
+
+def destination_unreachable(dest: Destination) -> str | None:
+    """Why this destination cannot receive files right now, or None. The one place that asks.
+
+    Only the connection is checked here: `destinations.reachable` also refuses a missing root
+    folder (ConfigError, exit 2, issue 12 item 8), which the flow and its tests do not expect yet;
+    swapping this body for `return reachable(dest)` enables that once they do."""
+    try:
+        dest.connect_check()
+    except PublishError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"{dest.name}: {type(exc).__name__}: {exc} ({dest.describe()})"
+    return None
+
+
+def check_receivers(rt: ExportRuntime) -> list[str]:
+    """Probe every destination not already known unavailable. Returns one line per destination
+    when NONE can receive (the run must not list: listing consumes exports), else []."""
+    for name, dest in sorted(rt.destinations.items()):
+        if name in rt.unavailable:
+            continue
+        why = destination_unreachable(dest)
+        if why is not None:
+            rt.unavailable[name] = why
+    if rt.destinations and set(rt.unavailable) >= set(rt.destinations):
+        return [f"Destination {name} is unreachable: {rt.unavailable[name]}" for name in sorted(rt.destinations)]
+    return []
 
 
 def finalize(rt: ExportRuntime, row: ExportRow) -> bool:
@@ -192,7 +355,7 @@ def finalize(rt: ExportRuntime, row: ExportRow) -> bool:
     done = {d.destination for d in deliveries if d.status == "delivered"}
     if not wanted <= done:
         return False
-    rt.ledger.mark_export_delivered(row.uid)
+    rt.ledger.mark_export_delivered(row.uid, me=rt.owner)
     shutil.rmtree(rt.staging_folder(row.uid), ignore_errors=True)
     return True
 
@@ -204,3 +367,57 @@ def clean_delivered_staging(rt: ExportRuntime) -> None:
     for row in rt.ledger.all_exports():
         if row.status == "delivered":
             shutil.rmtree(rt.staging_folder(row.uid), ignore_errors=True)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create (or tighten) a folder to 0700: what sits under STATE_DIR is student records."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def secure_state_dir(state_dir: Path) -> None:
+    """STATE_DIR 0700 (staging, ledger, Canvas error CSVs live below it)."""
+    make_private_dir(state_dir)
+
+
+def remove_expired_state(rt: ExportRuntime, state_dir: Path, retention_days: float) -> list[str]:
+    """Remove student records kept past STATE_RETENTION_DAYS: staged copies of exports that keep
+    failing (never delivered) and Canvas error CSVs. Delivered exports' staging is removed at once
+    anyway. A removed staged copy is downloaded again if its export is ever retried."""
+    cutoff = time.time() - retention_days * 86400
+    removed: list[str] = []
+    undelivered = {r.uid: r for r in rt.ledger.all_exports() if r.status != "delivered"}
+    if rt.staging_dir.is_dir():
+        for row in undelivered.values():
+            folder = rt.staging_folder(row.uid)
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(f"staged copy of export {row.uid} (not delivered for {retention_days:g}+ days)")
+    canvas = state_dir / "canvas"
+    if canvas.is_dir():
+        for csv in canvas.glob("*/errors.csv"):
+            if csv.stat().st_mtime < cutoff:
+                csv.unlink(missing_ok=True)
+                removed.append(f"Canvas errors CSV {csv.parent.name}/errors.csv")
+    for item in removed:
+        logger.info("Removed %s: older than STATE_RETENTION_DAYS=%g", item, retention_days)
+    return removed
+
+
+def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float) -> list[str]:
+    """Everything a run does before it may list, in order. Returns problem lines (one per
+    destination) when no destination can receive: the caller must then stop without listing,
+    since a listing hands exports out once and there would be nowhere to put them.
+
+    1. settle open publish intents (before any sweep could remove a temp one of them owns);
+    2. check that some destination is reachable;
+    3. remove student records kept past STATE_RETENTION_DAYS.
+    """
+    for line in settle_open_intents(rt):
+        logger.info("Open publish intent %s", line)
+    blocked = check_receivers(rt)
+    for line in blocked:
+        logger.error("%s", line)
+    remove_expired_state(rt, state_dir, retention_days)
+    return blocked

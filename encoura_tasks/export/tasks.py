@@ -19,6 +19,7 @@ from common.events import emit_export_delivered
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
 from encoura_tasks.export import steps as export_steps
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
+from ledger import ClaimLost
 
 
 @dataclass
@@ -34,7 +35,7 @@ def _retry_transient(task: object, task_run: object, state: object) -> bool:
     """Prefect retry condition: only what a fresh attempt (and a fresh one-time URL) can fix."""
     try:
         state.result()  # type: ignore[attr-defined]
-    except (EncouraAuthError, ExportRejected, ConfigError):
+    except (EncouraAuthError, ExportRejected, ConfigError, ClaimLost):
         return False
     except (DownloadError, EncouraResponseError, EncouraError, OSError):
         return True
@@ -158,15 +159,23 @@ def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
             logger.error("%s", exc)
             return outcome
         except EncouraError as exc:
-            rt.ledger.mark_export_error(uid, str(exc))
+            rt.ledger.mark_export_error(uid, str(exc), me=rt.owner)
             raise
         outcome.file_name, outcome.size, outcome.sha256 = row.file_name or "", row.size, row.sha256
-        receipts, failures = export_steps.publish_everywhere(rt, row)
+        try:
+            receipts, failures = export_steps.publish_everywhere(rt, row)
+            finalized = export_steps.finalize(rt, row)
+        except ClaimLost as exc:
+            # Stalled past CLAIM_TTL_SECONDS (a frozen VM, a long pause) and another run took the
+            # export over: that run delivers it. Counted as failed (try again), never delivered.
+            outcome.status, outcome.error = "failed", str(exc)
+            logger.error("Export %s: claim lost, stopped before renaming or recording: %s", uid, exc)
+            return outcome
         for name, receipt in receipts.items():
             outcome.deliveries[name] = receipt.final_path
         for name, error in failures.items():
             outcome.deliveries[name] = f"FAILED: {error}"
-        if export_steps.finalize(rt, row):
+        if finalized:
             outcome.status = "delivered"
             for delivery in rt.ledger.deliveries_for(uid):
                 outcome.deliveries.setdefault(delivery.destination, delivery.final_path or "")

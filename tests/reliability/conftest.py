@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.encoura import SandboxServer
-from tests.reliability.harness import DirView, Rig, Zygote, local_env, sftp_env
+from tests.reliability.harness import DirView, ImportedView, Rig, Zygote, local_env, sftp_env
 from tests.support.fault_proxy import FaultProxy
 
 
@@ -34,6 +34,7 @@ def rig(tmp_path: Path, encoura_sandbox: SandboxServer, sftp_server, sftp_proxy:
     """Sandbox -> (SFTP through the fault proxy, a local share); fresh state dir; sweep grace 0."""
     (sftp_server.root / "incoming").mkdir()
     share = tmp_path / "share"
+    share.mkdir()  # a destination root must exist (a missing one is a settings error)
     env = {**sftp_env("slate", sftp_server, port=sftp_proxy.port), **local_env("share", share)}
     return Rig(
         sandbox=encoura_sandbox,
@@ -50,3 +51,12 @@ def zygote() -> Iterator[Zygote]:
         yield z
     finally:
         z.close()
+
+
+@pytest.fixture
+def slate_importer(rig: Rig, sftp_server):  # type: ignore[no-untyped-def]
+    """Switch Slate's importer on beside the rig's SFTP server: final-named files leave
+    /incoming/ for /incoming/processed/ at random moments; the slate view counts every arrival."""
+    importer = sftp_server.start_importer("incoming", max_delay=0.3)
+    rig.views = [ImportedView("slate", v.root, importer) if v.name == "slate" else v for v in rig.views]
+    return importer

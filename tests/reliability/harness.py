@@ -74,6 +74,39 @@ class DirView:
 
 
 @dataclass
+class ImportedView:
+    """An SFTP folder with Slate's importer beside it: what was delivered is what is still in the
+    folder plus what the importer took (by the path it was delivered under). `copies` counts every
+    arrival, so a second delivery of the same content shows although processed/ overwrote it."""
+
+    name: str
+    root: Path
+    importer: Any  # tests.support.sftp_server.SlateImporter
+
+    def files(self) -> dict[str, bytes]:
+        with self.importer.lock:
+            out = dict(self.importer.taken)
+            processed = self.importer.processed
+            for p in sorted(self.root.rglob("*")):
+                if processed == p or processed in p.parents:
+                    continue
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    if p.is_file():
+                        out[p.relative_to(self.root).as_posix()] = p.read_bytes()
+            return out
+
+    def copies(self, digest: str) -> int:
+        with self.importer.lock:
+            taken = self.importer.arrivals[digest]
+            here = 0
+            for p in self.root.rglob("*"):
+                if p.is_file() and self.importer.processed not in p.parents and not is_temp(p.name):
+                    with contextlib.suppress(FileNotFoundError):
+                        here += sha256(p.read_bytes()) == digest
+            return taken + here
+
+
+@dataclass
 class S3View:
     name: str
     server: Any  # tests.support.s3_server.S3TestServer
@@ -122,16 +155,18 @@ def s3_env(name: str, server: Any, prefix_path: str) -> dict[str, str]:
 class Rig:
     sandbox: SandboxServer
     state_dir: Path
-    views: list[DirView | S3View]
+    views: list[DirView | S3View | ImportedView]
     env: dict[str, str]
     _seq: int = 0
+    ledger: str | None = None  # LEDGER_URL (e.g. PostgreSQL); default: SQLite in the state dir
 
     @property
     def ledger_url(self) -> str:
-        return f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
+        return self.ledger or f"sqlite:///{(self.state_dir / 'ledger.sqlite3').resolve()}"
 
     def full_env(self, **extra: str) -> dict[str, str]:
-        return {**self.sandbox.env(), "STATE_DIR": str(self.state_dir), **FAST_ENV, **self.env, **extra}
+        ledger = {"LEDGER_URL": self.ledger} if self.ledger else {}
+        return {**self.sandbox.env(), "STATE_DIR": str(self.state_dir), **FAST_ENV, **ledger, **self.env, **extra}
 
     def add_export(self, product_key: str = "prospect", size: int | None = None, filename: str | None = None) -> str:
         """An export with content unique in the whole run, so 'exactly once' can be checked by hash."""
@@ -400,6 +435,9 @@ def assert_invariants(
         for uid, content in wanted.items():
             copies = hashes.get(sha256(content), [])
             assert len(copies) == 1, f"{view.name}: export {uid} present {len(copies)} times: {copies}"
+            if isinstance(view, ImportedView):
+                arrived = view.copies(sha256(content))
+                assert arrived == 1, f"{view.name}: export {uid} reached the importer {arrived} times"
         expected_hashes = {sha256(c) for c in wanted.values()}
         stray = sorted(rel for digest, rels in hashes.items() if digest not in expected_hashes for rel in rels)
         assert not stray, f"{view.name}: files that are no complete listed export: {stray}"

@@ -77,8 +77,9 @@ def test_permission_denied_on_one_folder_fails_only_those_files(rig: Rig, sftp_s
 
 @pytest.mark.timeout(300)
 def test_destination_down_for_the_whole_run(rig: Rig, sftp_server, sftp_proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
-    """Only Slate configured and unreachable: exit 1 without a traceback, every export stays
-    pending in the ledger, and the next run (Slate back) delivers each exactly once."""
+    """Only Slate configured and unreachable: exit 1 without a traceback and without listing
+    (a listing hands exports out once, and there is nowhere to put them), so every export stays
+    NotDelivered at Encoura; the next run (Slate back) delivers each exactly once."""
     rig.env = sftp_env("slate", sftp_server, port=sftp_proxy.port)
     rig.views = [DirView("slate", sftp_server.root / "incoming")]
     uids = [rig.add_export(("prospect", "aos")[i % 2], size=5_000) for i in range(4)]
@@ -88,12 +89,12 @@ def test_destination_down_for_the_whole_run(rig: Rig, sftp_server, sftp_proxy: F
     assert "Traceback" not in down.stderr
     assert "slate" in (down.stdout + down.stderr).lower()
     assert sftp_proxy.stats.refused >= 1
+    assert "Destination slate is unreachable" in down.stdout + down.stderr
     ledger = Ledger(rig.ledger_url)
     try:
         for uid in uids:
-            row = ledger.get_export(uid)
-            assert row is not None and row.status in ("listed", "staged"), row
-            assert all(d.status != "delivered" for d in ledger.deliveries_for(uid))
+            assert ledger.get_export(uid) is None  # never listed
+            assert rig.sandbox.state.exports[uid].status == "NotDelivered"
     finally:
         ledger.close()
     sftp_proxy.refuse(False)

@@ -9,12 +9,22 @@ clients, password or public-key logins. Knobs for the failure cases tests need:
 
 `posix_rename` and `deny_write` are plain attributes: set them on the fixture before the client
 connects (`sftp_server.posix_rename = False`), or build extra servers with `make_sftp_server(...)`.
+
+`start_importer()` puts Slate's importer beside the server (`SlateImporter`): it takes every file
+that appears under a final (non-dot) name away into `/incoming/processed/` at a random moment,
+overwriting a same-named file there, as Slate does. It counts every arrival by content, so a file
+delivered twice is visible even though the second copy overwrote the first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import os
+import random
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -81,6 +91,85 @@ def _client_keys(keydir: Path, passphrase: str) -> tuple[Path, Path, str]:
     return plain_path, encrypted_path, authorized
 
 
+class SlateImporter:
+    """Takes final-named files out of `watch` (recursively, skipping dot-files and `processed/`)
+    into `processed` after a random delay of 0..`max_delay` seconds, like Slate's scheduled import.
+
+    `arrivals` counts every file taken by sha256 of its content; `taken` maps the path it was
+    delivered under (relative to `watch`) to its content. Exactly once means every export's sha256
+    arrives once (plus zero copies left in `watch`)."""
+
+    def __init__(self, watch: Path, processed: Path, *, max_delay: float = 0.3, seed: int = 12) -> None:
+        self.watch, self.processed, self.max_delay = watch, processed, max_delay
+        self.rng = random.Random(seed)
+        self.arrivals: Counter[str] = Counter()
+        self.taken: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self._due: dict[Path, float] = {}
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slate-importer", daemon=True)
+
+    def start(self) -> SlateImporter:
+        self.processed.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop taking files (e.g. while a test inspects the folder)."""
+        self._paused.set()
+        try:
+            yield
+        finally:
+            self._paused.clear()
+
+    def _finals(self) -> list[Path]:
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(self.watch):
+            here = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and here / d != self.processed]
+            found.extend(here / name for name in filenames if not name.startswith("."))
+        return found
+
+    def _take(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        rel = path.relative_to(self.watch).as_posix()
+        try:
+            os.replace(path, self.processed / path.name)  # same name in processed/: overwritten
+        except FileNotFoundError:
+            return
+        with self.lock:
+            self.arrivals[hashlib.sha256(data).hexdigest()] += 1
+            self.taken[rel] = data
+
+    def drain(self) -> None:
+        """Take everything due now, whatever the delay (end of a scenario)."""
+        for path in self._finals():
+            self._take(path)
+        self._due.clear()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            if self._paused.is_set():
+                continue
+            now = time.monotonic()
+            with contextlib.suppress(FileNotFoundError):
+                for path in self._finals():
+                    self._due.setdefault(path, now + self.rng.uniform(0, self.max_delay))
+            for path, due in list(self._due.items()):
+                if due <= now:
+                    del self._due[path]
+                    self._take(path)
+
+
 @dataclass
 class SFTPTestServer:
     root: Path
@@ -105,6 +194,15 @@ class SFTPTestServer:
     _thread: threading.Thread | None = None
     _server: Any = None
     _connections: set[Any] = field(default_factory=set)
+    importer: SlateImporter | None = None
+
+    def start_importer(self, folder: str = "incoming", **options: Any) -> SlateImporter:
+        """Slate's importer beside this server: final-named files under `folder` move to
+        `folder`/processed/ at random moments (see SlateImporter)."""
+        watch = self.root / folder
+        watch.mkdir(parents=True, exist_ok=True)
+        self.importer = SlateImporter(watch, watch / "processed", **options).start()
+        return self.importer
 
     def url(self, path: str = "") -> str:
         return f"sftp://{self.username}@{self.host}:{self.port}/{path.lstrip('/')}"
@@ -176,6 +274,8 @@ class SFTPTestServer:
         self._call(abort_all())
 
     def stop(self) -> None:
+        if self.importer is not None:
+            self.importer.stop()
         if self._loop is None:
             return
 
