@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from common import exit_codes
 from common.cli import run_cli
@@ -226,7 +227,12 @@ def _canvas_configured() -> bool:
 
 
 def _upload_configured() -> bool:
-    return _configured(("UPLOAD_SOURCE",))
+    if _configured(("UPLOAD_SOURCE",)):
+        return True
+    # Named sources (UPLOAD_SOURCES__<NAME>__URL) count too.
+    return any(k.upper().startswith("UPLOAD_SOURCES__") for k in os.environ) or (
+        os.path.isfile(".env") and "UPLOAD_SOURCES__" in Path(".env").read_text(encoding="utf-8").upper()
+    )
 
 
 @dataclass
@@ -250,14 +256,15 @@ def plan_checks() -> Plan:
         for name, config in sorted(run.destinations.items()):
             checks.append(lambda name=name, config=config: probe_destination(name, config))
     if _upload_configured():
-        from encoura_tasks.upload.settings import load_upload_settings
+        from encoura_tasks.upload.settings import load_upload_sources
 
         try:
-            upload, source_config = load_upload_settings()
+            sources = load_upload_sources()  # `default` (UPLOAD_SOURCE) and every UPLOAD_SOURCES__<NAME>
         except ConfigError as exc:
             errors.append(exc)
         else:
-            checks.append(lambda: check_upload_source(upload, source_config))
+            for upload, source_config in sources:
+                checks.append(lambda u=upload, c=source_config: check_upload_source(u, c))
     if _canvas_configured():
         from canvas_tasks.sis_import.settings import load_canvas_settings
 

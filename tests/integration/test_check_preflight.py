@@ -233,3 +233,25 @@ def test_host_key_pinned_by_fingerprint_right_and_wrong(
     assert "FAILED" in wrong_row and "not trusted" in wrong_row and "DESTINATIONS__WRONG__HOST_KEY" in wrong_row
     seen = asyncssh.import_public_key(sftp_server.host_key_line).get_fingerprint("sha256")
     assert seen in wrong_row
+
+
+def test_named_upload_sources_are_each_checked(
+    clean_env: pytest.MonkeyPatch,
+    encoura_sandbox: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """UPLOAD_SOURCES__<NAME>__* alone is an upload setup: every source is probed, a bad one fails by name."""
+    for key, value in encoura_sandbox.env().items():
+        clean_env.setenv(key, value)
+    good = tmp_path / "enrollment"
+    good.mkdir()
+    (good / "a.csv").write_text('"id"\n"1"\n')
+    clean_env.setenv("UPLOAD_SOURCES__ENROLLMENT__URL", good.as_uri() + "/*.csv")
+    clean_env.setenv("UPLOAD_SOURCES__ENROLLMENT__PRODUCT_TYPE", "enrollment")
+    clean_env.setenv("UPLOAD_SOURCES__EMATCH__URL", (tmp_path / "missing").as_uri() + "/*.csv")
+    clean_env.setenv("UPLOAD_SOURCES__EMATCH__PRODUCT_TYPE", "ematch")
+    code, out = _run(capsys)
+    assert code != exit_codes.OK
+    assert "1 file(s) waiting" in out and str(good.as_uri()) in out
+    assert "missing" in out and "FAILED" in out
