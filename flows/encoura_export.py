@@ -21,7 +21,7 @@ from common.environ import patched_environ
 from common.errors import ConfigError
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
-from common.run_context import current_flow_run_id, finish_cli_run, report_state
+from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
 from destinations import Destination, DestinationUnavailable, open_destination
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.settings import PRODUCT_KEYS
@@ -80,6 +80,7 @@ def _sweep(rt: ExportRuntime) -> None:
 
 
 @flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
+@ends_in_one_line
 def encoura_export(
     product_keys: list[str] | None = None,
     dry_run: bool = False,
