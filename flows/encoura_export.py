@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -30,7 +31,7 @@ from encoura_tasks.export.settings import load_export_settings
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime, clean_delivered_staging
 from encoura_tasks.export.tasks import deliver_export, list_and_record, login
 from ledger import ClaimOwner, Ledger
-from ledger.store import ALL_PRODUCTS
+from ledger.store import ALL_PRODUCTS, ExportRow
 
 
 @contextlib.contextmanager
@@ -123,7 +124,11 @@ def encoura_export(
             task = deliver_export.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
             )
-            for row, result in fan_out(lambda p: task.submit(rt, p.uid), pending, limit=settings.max_parallel_files):
+            def submit(p: ExportRow) -> Any:  # a name a person can read in the UI: product, file, then the uid
+                name = f"{p.product_key} {p.file_name or p.source_name or 'export'} ({p.uid})"
+                return task.with_options(task_run_name=name).submit(rt, p.uid)
+
+            for row, result in fan_out(submit, pending, limit=settings.max_parallel_files):
                 if isinstance(result, Exception):
                     error = f"{type(result).__name__}: {result}"
                     result = ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)
