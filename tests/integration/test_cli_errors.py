@@ -82,7 +82,9 @@ def test_sftp_port_closed(tmp_path: Path, base_env: dict[str, str], sftp_server)
     printed = result.stdout + result.stderr
     assert result.returncode == 1, printed
     assert "Traceback" not in printed, printed
-    assert f"127.0.0.1:{port}" in printed or str(port) in printed, printed
+    assert f"127.0.0.1:{port}" in result.stderr, printed
+    assert "ImportError" not in result.stderr, printed
+    print(result.stderr)  # the message, for the troubleshooting notes
     logs = latest_flow_run_logs()
     assert not any("Traceback" in m for m in logs), logs
 
@@ -95,6 +97,7 @@ def test_sftp_password_refused_names_the_setting(tmp_path: Path, base_env: dict[
     assert "Traceback" not in printed, printed
     assert "wrong-pw" not in printed
     assert "DESTINATIONS__SLATE__" in printed, printed
+    print(result.stderr)  # the message, for the troubleshooting notes
     logs = latest_flow_run_logs()
     assert not any("Traceback" in m for m in logs), logs
 
@@ -150,3 +153,19 @@ def test_sandbox_demo_prints_no_traceback(tmp_path: Path) -> None:
     result = run_export_cli({"CWD": str(tmp_path)}, "--sandbox")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_sftp_host_key_changed(tmp_path: Path, base_env: dict[str, str], sftp_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
+    env = {**base_env, **sftp_destination_env("slate", sftp_server)}
+    env["DESTINATIONS__SLATE__HOST_KEY"] = f"{other[0]} {other[1]}"
+    result = run_export_cli(env)
+    printed = result.stdout + result.stderr
+    assert result.returncode in (1, 2), printed
+    assert "Traceback" not in printed, printed
+    assert "HOST_KEY" in result.stderr or "host key" in result.stderr.lower(), printed
+    print(result.stderr)  # the message, for the troubleshooting notes
+    logs = latest_flow_run_logs()
+    assert not any("Traceback" in m for m in logs), logs
