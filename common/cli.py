@@ -28,6 +28,9 @@ PREFECT_DEFAULTS = {
     # The temporary server's own INFO lines (uvicorn, services) are noise for someone running a job.
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(OUR_LOGGERS),
+    # Prefect waits 20 s for its temporary server; on a busy machine it starts slower than that and
+    # the run dies with "Timed out while attempting to connect to ephemeral Prefect API server".
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 
