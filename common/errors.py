@@ -50,3 +50,91 @@ def gather_settings(*loaders: Callable[[], Any]) -> list[Any]:
     if merged:
         raise merged
     return results
+
+
+# ----------------------------------------------------------------------------- one error path
+TRANSIENT = 1  # mirrors common.exit_codes.WORK_FAILED: an outage, try again later
+SETTINGS = 2  # mirrors common.exit_codes.CONFIG_ERROR: the settings are wrong
+
+
+def _first_line(text: str) -> str:
+    """Library messages can span many lines (SQL, server banners); the screen gets the first one."""
+    return (text.strip().splitlines() or [""])[0]
+
+
+def _oserror_message(exc: OSError) -> tuple[str, int] | None:
+    """Filesystem errors name the path and the setting that usually points at it."""
+    import errno
+
+    where = exc.filename or "?"
+    hint = "check STATE_DIR and the DESTINATIONS__<NAME>__URL folders"
+    if exc.errno == errno.ENOSPC:
+        return f"No space left on the device holding {where}: free space or point STATE_DIR at a larger disk", TRANSIENT
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Permission denied writing {where}: make it writable for this user or {hint}", SETTINGS
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"{where} (or a folder above it) is a file, not a folder: move the file away or {hint}", SETTINGS
+    if exc.errno == errno.ENOENT:
+        return f"{where} does not exist: create it or {hint}", SETTINGS
+    if isinstance(exc, ConnectionRefusedError | TimeoutError | ConnectionError):
+        return f"Connection failed ({_first_line(str(exc))}): is the host up and the port right? Try again", TRANSIENT
+    return None
+
+
+def _sqlalchemy_message(exc: BaseException) -> tuple[str, int] | None:
+    """The ledger's database: a server that is down is transient; a file we cannot write is a setting."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    orig = getattr(exc, "orig", None)
+    text = _first_line(str(orig if orig is not None else exc))
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "unable to open database" in lowered:
+        return (
+            f"The ledger database cannot be written ({text}): make the SQLite file and its folder writable, "
+            "or set LEDGER_URL / STATE_DIR",
+            SETTINGS,
+        )
+    return (
+        f"The ledger database is unreachable ({text}): start PostgreSQL or check LEDGER_URL; then run again",
+        TRANSIENT,
+    )
+
+
+# Our packages' error classes already carry a message that names the host, folder or setting; common
+# may not import them (import rules), so they are recognized by class name, most specific first.
+_KNOWN_ERRORS: tuple[tuple[str, int], ...] = (
+    ("HostKeyError", SETTINGS),
+    ("EncouraAuthError", SETTINGS),
+    ("UploadSourceError", SETTINGS),
+    ("DestinationUnavailable", TRANSIENT),
+    ("PublishError", TRANSIENT),
+    ("EncouraError", TRANSIENT),
+)
+
+
+def explain(exc: BaseException) -> tuple[str, int]:
+    """One line a person can act on, and the exit code, for any exception that ends a run.
+
+    Our own errors already say what to fix; library errors (filesystem, SQLAlchemy, SSH) are translated
+    here, so the CLI and the flow's log in the Prefect UI print the same line and no traceback. An
+    exception we do not know still becomes one line, with a pointer to `--debug` for the traceback.
+    """
+    if isinstance(exc, ConfigError):
+        return exc.render(), SETTINGS
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the cause often names the real problem
+        seen.add(id(current))
+        if isinstance(current, OSError) and (found := _oserror_message(current)):
+            return found
+        if found := _sqlalchemy_message(current):
+            return found
+        current = current.__cause__ or current.__context__
+    code = getattr(exc, "exit_code", None)
+    if code is None:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        code = next((c for name, c in _KNOWN_ERRORS if name in names), None)
+    message = _first_line(str(exc)) or type(exc).__name__
+    if code in (TRANSIENT, SETTINGS):
+        return message, code
+    return f"{type(exc).__name__}: {message} (run with --debug for the traceback)", TRANSIENT

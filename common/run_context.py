@@ -3,16 +3,17 @@ becomes the command line's output and exit code."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
 
 from common import exit_codes
-from common.errors import ConfigError
+from common.errors import ConfigError, explain
 from common.redaction import redact_text
 
 
@@ -32,6 +33,38 @@ def report_state(report: dict[str, Any], *, failed: bool) -> State[Any]:
     return (Failed if failed else Completed)(message=report["summary_line"], data=report)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    """`--debug` or LOG_LEVEL=DEBUG: the only way tracebacks reach the screen and the Prefect UI."""
+    import os
+
+    return os.environ.get("LOG_LEVEL", "").upper() == "DEBUG"
+
+
+def ends_in_one_line(fn: F) -> F:
+    """Wrap a flow function so any exception ends the run as a Failed state carrying one clear line.
+
+    Prefect's engine logs an escaping exception with its traceback (to the console and to the run's
+    logs in the UI); catching it here and returning a Failed state is Prefect's public way to fail a
+    run with a message of our choosing. The report carries the exit code for the CLI.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            message, code = explain(exc)
+            message = redact_text(message)
+            get_run_logger().error("%s", message, exc_info=exc if debug_enabled() else None)
+            report = {"fatal": True, "summary_line": message, "exit_code": code, "problems": [message]}
+            return Failed(message=message, data=report)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def finish_cli_run(state: State[Any], print_report: Callable[[dict[str, Any]], None]) -> int:
     """Print a finished flow run's report and return the exit code a scheduler acts on.
 
@@ -42,10 +75,12 @@ def finish_cli_run(state: State[Any], print_report: Callable[[dict[str, Any]], N
     if isinstance(report, ConfigError):
         raise report
     if isinstance(report, dict):
-        if report.get("exit_code") == exit_codes.CONFIG_ERROR:
+        if report.get("exit_code") == exit_codes.CONFIG_ERROR or report.get("fatal"):
             print(report["summary_line"], file=sys.stderr)
-            return exit_codes.CONFIG_ERROR
+            return int(report.get("exit_code") or exit_codes.WORK_FAILED)
         print_report(report)
     elif isinstance(report, BaseException):
-        print(f"Run failed: {type(report).__name__}: {redact_text(str(report))}", file=sys.stderr)
+        message, code = explain(report)
+        print(redact_text(message), file=sys.stderr)
+        return code
     return exit_codes.OK if state.is_completed() else exit_codes.WORK_FAILED

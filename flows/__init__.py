@@ -1,10 +1,9 @@
 """Prefect flows, one module each, runnable as `python -m flows.<name>`."""
 
-import logging
+from common.cli import configure_logging, prepare_environment
 
-# Our modules log through the standard library, at INFO for what an operator wants to see (each
-# delivery, download progress). Without a level they inherit the root logger's WARNING and those
-# lines vanish; with it they reach the console and, through PREFECT_LOGGING_EXTRA_LOGGERS (set by
-# prefect.yaml and flows.serve), the run's logs in the Prefect UI.
-for _name in ("encoura_tasks", "destinations", "canvas_tasks", "ledger", "common"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+# Before any flow module imports Prefect: quiet its temporary server, and name our loggers as Prefect
+# "extra loggers" so the per-file lines reach the run's logs in the UI for `python -m` runs and for
+# deployments served by flows.serve alike.
+prepare_environment()
+configure_logging()

@@ -35,9 +35,11 @@ from common.cli import run_cli
 from common.environ import patched_environ
 from common.errors import ConfigError
 from common.redaction import quiet_noisy_loggers, redact_text
+from common.run_context import ends_in_one_line
 
 
 @flow(name="canvas-sis-import", log_prints=False)
+@ends_in_one_line
 def canvas_sis_import(
     source: str,
     options: ImportOptions | None = None,
@@ -223,6 +225,8 @@ def run(args: argparse.Namespace, options: ImportOptions) -> Outcome:
         return result
     if isinstance(result, ConfigError):
         raise result
+    if isinstance(result, dict) and result.get("fatal"):  # one clear line from ends_in_one_line
+        return Outcome(status="error", exit_code=result["exit_code"], message=result["summary_line"])
     message = f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else str(state.message)
     return Outcome(status="error", exit_code=exit_codes.WORK_FAILED, message=message)
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -21,7 +22,7 @@ from common.environ import patched_environ
 from common.errors import ConfigError
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
-from common.run_context import current_flow_run_id, finish_cli_run, report_state
+from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
 from destinations import Destination, DestinationUnavailable, open_destination
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.settings import PRODUCT_KEYS
@@ -36,7 +37,7 @@ from encoura_tasks.export.steps import (
 )
 from encoura_tasks.export.tasks import deliver_export, list_and_record, login
 from ledger import ClaimOwner, Ledger
-from ledger.store import ALL_PRODUCTS
+from ledger.store import ALL_PRODUCTS, ExportRow
 
 
 @contextlib.contextmanager
@@ -86,6 +87,7 @@ def _sweep(rt: ExportRuntime) -> None:
 
 
 @flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
+@ends_in_one_line
 def encoura_export(
     product_keys: list[str] | None = None,
     dry_run: bool = False,
@@ -133,7 +135,11 @@ def encoura_export(
             task = deliver_export.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
             )
-            for row, result in fan_out(lambda p: task.submit(rt, p.uid), pending, limit=settings.max_parallel_files):
+            def submit(p: ExportRow) -> Any:  # a name a person can read in the UI: product, file, then the uid
+                name = f"{p.product_key} {p.file_name or p.source_name or 'export'} ({p.uid})"
+                return task.with_options(task_run_name=name).submit(rt, p.uid)
+
+            for row, result in fan_out(submit, pending, limit=settings.max_parallel_files):
                 if isinstance(result, Exception):
                     error = f"{type(result).__name__}: {result}"
                     result = ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)

@@ -25,7 +25,7 @@ from common.environ import patched_environ
 from common.errors import gather_settings
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_text
-from common.run_context import current_flow_run_id, finish_cli_run, report_state
+from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
 from destinations import DestinationConfig
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.settings import EncouraSettings, load_encoura_settings
@@ -94,6 +94,7 @@ def _error_outcome(rt: UploadRuntime, name: str, exc: BaseException) -> UploadOu
 
 
 @flow(name="encoura-upload", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
+@ends_in_one_line
 def encoura_upload(dry_run: bool = False):
     """Send every matching source file to Encoura exactly once and see each one through to a final status."""
     logger = get_run_logger()

@@ -28,14 +28,15 @@ def outcome_rows(outcomes: Sequence[ExportOutcome]) -> list[dict[str, str]]:
     for o in outcomes:
         rows.append(
             {
-                "export_uid": o.uid,
-                "product": o.product_key,
+                # The file and where it went first: what a person scans the table for.
                 "file": o.file_name,
+                "delivered_to": "; ".join(f"{k}: {v}" for k, v in sorted(o.deliveries.items())),
+                "status": o.status,
+                "error": o.error or "",
+                "product": o.product_key,
                 "bytes": "" if o.size is None else str(o.size),
                 "sha256": o.sha256 or "",
-                "status": o.status,
-                "delivered_to": "; ".join(f"{k}: {v}" for k, v in sorted(o.deliveries.items())),
-                "error": o.error or "",
+                "export_uid": o.uid,
             }
         )
     return rows
