@@ -4,7 +4,9 @@ becomes the command line's output and exit code."""
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -62,6 +64,10 @@ def ends_in_one_line(fn: F) -> F:
             report = {"fatal": True, "summary_line": message, "exit_code": code, "problems": [message]}
             return Failed(message=message, data=report)
 
+    # Prefect builds the flow's parameter model from the signature and resolves string annotations in
+    # the function's own module; the wrapper lives here, so hand Prefect the resolved types.
+    wrapper.__annotations__ = typing.get_type_hints(fn)
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
