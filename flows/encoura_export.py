@@ -55,10 +55,9 @@ def export_runtime() -> Iterator[ExportRuntime]:
             client=client,
             ledger=ledger,
             destinations=destinations,
-            staging_dir=run_settings.staging_dir,
+            settings=run_settings,
             owner=owner,
         )
-        rt.settings = run_settings  # type: ignore[attr-defined]
         ledger.start_heartbeat(owner)
         yield rt
     finally:
@@ -100,7 +99,7 @@ def encoura_export(
         raise ConfigError(f"--product-key: unknown product key(s) {unknown}; known: {', '.join(PRODUCT_KEYS)}")
     with export_runtime() as rt:
         keys = product_keys or rt.client.settings.product_keys
-        settings = rt.settings  # type: ignore[attr-defined]
+        settings = rt.settings
         signed_in = login(rt)
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
@@ -159,8 +158,8 @@ def encoura_export(
                 + (" (dry run: nothing downloaded or delivered)" if dry_run else "")
             ),
         }
-        return report_state(report, failed=bool(failed or problems))
-    raise AssertionError("unreachable")  # pragma: no cover
+        state = report_state(report, failed=bool(failed or problems))
+    return state
 
 
 # ----------------------------------------------------------------------------- command line

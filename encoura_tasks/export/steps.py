@@ -30,6 +30,7 @@ from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
 from encoura_tasks.api.errors import ExportRejected
 from encoura_tasks.api.models import source_name_from_url
 from encoura_tasks.export.naming import fallback_stem, sanitize_filename, unique_variant
+from encoura_tasks.export.settings import RunSettings
 from ledger import ClaimLost, ClaimOwner, ExportRow, IntentRow, Ledger
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,14 @@ class ExportRuntime:
         client: EncouraClient,
         ledger: Ledger,
         destinations: dict[str, Destination],
-        staging_dir: Path,
+        settings: RunSettings,
         owner: ClaimOwner,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.destinations = destinations
-        self.staging_dir = staging_dir
+        self.settings = settings
+        self.staging_dir = settings.staging_dir
         self.owner = owner
         self.unavailable: dict[str, str] = {}  # destination -> why (found by the sweep at start)
         # destination -> temp paths that open publish intents of other live runs still own (not swept)
@@ -148,7 +150,8 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
     rt.ledger.mark_staged(uid, source_name=source_name, size=downloaded.size, sha256=downloaded.sha256, me=rt.owner)
     logger.info("Export %s staged as %s (%d bytes)", uid, file_name, downloaded.size)
     refreshed = rt.ledger.get_export(uid)
-    assert refreshed is not None
+    if refreshed is None:  # the row was just written under our claim: only a wiped ledger loses it
+        raise LookupError(f"export {uid}: its ledger row vanished while staging")
     return refreshed
 
 

@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
 from common.events import emit_export_delivered
+from common.task_retry import retry_only
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
 from encoura_tasks.export import steps as export_steps
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
@@ -31,17 +32,11 @@ class ListingOutcome:
     error: str | None = None
 
 
-def _retry_transient(task: object, task_run: object, state: object) -> bool:
-    """Prefect retry condition: only what a fresh attempt (and a fresh one-time URL) can fix."""
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except (EncouraAuthError, ExportRejected, ConfigError, ClaimLost):
-        return False
-    except (DownloadError, EncouraResponseError, EncouraError, OSError):
-        return True
-    except Exception:
-        return False
-    return False
+# Only what a fresh attempt (and a fresh one-time URL) can fix.
+_retry_transient = retry_only(
+    permanent=(EncouraAuthError, ExportRejected, ConfigError, ClaimLost),
+    transient=(DownloadError, EncouraResponseError, EncouraError, OSError),
+)
 
 
 @dataclass

@@ -242,7 +242,8 @@ class UploadSettings(TomlFileSettings):
 
     @property
     def spec(self) -> SourceSpec:
-        assert self.source is not None, "use all_sources() for UPLOAD_SOURCES__*"
+        if self.source is None:
+            raise ConfigError("UPLOAD_SOURCE: is not set (named sources are read with all_sources())")
         return split_source(self.source)
 
     def describe_source(self) -> str:

@@ -101,7 +101,8 @@ class UploadRuntime:
 
     @property
     def api(self) -> EncouraClient:
-        assert self.client is not None, "no Encoura client in a dry run"
+        if self.client is None:
+            raise RuntimeError("a dry run has no Encoura client")
         return self.client
 
     @property
@@ -327,7 +328,8 @@ def settle(
 
 def _refresh(rt: UploadRuntime, row: UploadRow) -> UploadRow:
     fresh = rt.ledger.find_upload(sha256=row.sha256, name=row.name, product_type=row.product_type)
-    assert fresh is not None
+    if fresh is None:  # written by this run a moment ago: only a wiped ledger loses it
+        raise LookupError(f"{row.name}: its ledger row vanished")
     return fresh
 
 
@@ -371,7 +373,8 @@ def drive(
             file_id = create_and_send(rt, row, staged, row.name)
         row = _refresh(rt, row)
     outcome.encoura_file_id = file_id
-    assert file_id is not None
+    if file_id is None:
+        raise LookupError(f"{row.name}: sent, but no Encoura file id was recorded")
     if row.status in ENCOURA_FINAL:
         body: dict[str, Any] | None = {"status": row.status, "error": row.error}
     else:

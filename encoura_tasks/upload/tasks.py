@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
+from common.task_retry import retry_only
 from destinations import HostKeyError, PublishError
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
 from encoura_tasks.upload import steps as upload_steps
@@ -25,18 +26,11 @@ from encoura_tasks.upload.source import SourceFile, UploadSourceError
 from encoura_tasks.upload.steps import PROGRESS_CHAIN, UploadOutcome, UploadRuntime
 from ledger import UploadRow
 
-
-def _retry_transient(task: object, task_run: object, state: object) -> bool:
-    """Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials."""
-    try:
-        state.result()  # type: ignore[attr-defined]
-    except (EncouraAuthError, ConfigError, HostKeyError):
-        return False
-    except (EncouraError, UploadSourceError, PublishError, httpx.HTTPError, OSError):
-        return True
-    except Exception:
-        return False
-    return False
+# Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials.
+_retry_transient = retry_only(
+    permanent=(EncouraAuthError, ConfigError, HostKeyError),
+    transient=(EncouraError, UploadSourceError, PublishError, httpx.HTTPError, OSError),
+)
 
 
 class StatusProgress:

@@ -29,7 +29,6 @@ from tests.reliability.harness import (
     subprocess_env,
     wait_until,
 )
-from tests.support.fault_proxy import FaultProxy
 
 PHASES = ("listing", "download", "upload", "rename", "ledger")
 
@@ -172,6 +171,3 @@ def timed_cli_kills(rig: Rig, fractions: list[float], work: Path) -> int:
     rig.sandbox.configure(s3_chunk_delay_seconds=0.0)
     return hits
 
-
-def proxy_throttle(proxy: FaultProxy, delay: float) -> tuple[Callable[[], None], Callable[[], None]]:
-    return (lambda: proxy.throttle(delay)), proxy.clear

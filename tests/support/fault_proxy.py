@@ -68,7 +68,6 @@ class FaultProxy:
         self.stats = ProxyStats()
         self._lock = threading.Lock()
         self._refuse = False
-        self._stalled = threading.Event()
         self._chunk_delay = 0.0
         self._pending_resets: list[int] = []  # byte thresholds for the next new connections
         self._pending_down_resets: list[int] = []
@@ -123,13 +122,6 @@ class FaultProxy:
         with self._lock:
             self._refuse = on
 
-    def stall(self, on: bool = True) -> None:
-        """While on, nothing is forwarded in either direction; connections stay open."""
-        if on:
-            self._stalled.set()
-        else:
-            self._stalled.clear()
-
     def throttle(self, chunk_delay: float) -> None:
         """Pause `chunk_delay` seconds before forwarding each chunk (<= 32 KiB) in either direction."""
         with self._lock:
@@ -142,24 +134,6 @@ class FaultProxy:
             target = self._pending_resets if direction == "up" else self._pending_down_resets
             target.extend([nbytes] * connections)
 
-    def reset_live_after(self, nbytes: int) -> None:
-        """Every live connection is reset once it has sent `nbytes` more upstream."""
-
-        async def arm() -> None:
-            for conn in self._conns:
-                conn.reset_at = conn.sent_up + nbytes
-
-        self._call(arm())
-
-    def reset_all(self) -> None:
-        """Reset every live connection now."""
-
-        async def kill() -> None:
-            for conn in list(self._conns):
-                self._reset(conn)
-
-        self._call(kill())
-
     def clear(self) -> None:
         """Back to a transparent proxy."""
         with self._lock:
@@ -167,11 +141,6 @@ class FaultProxy:
             self._chunk_delay = 0.0
             self._pending_resets.clear()
             self._pending_down_resets.clear()
-        self._stalled.clear()
-
-    @property
-    def live_connections(self) -> int:
-        return len(self._conns)
 
     # ---- data path ---------------------------------------------------------------------------
     def _reset(self, conn: _Conn) -> None:
@@ -218,8 +187,6 @@ class FaultProxy:
                 data = await reader.read(_CHUNK)
                 if not data:
                     break
-                while self._stalled.is_set():
-                    await asyncio.sleep(0.02)
                 if self._chunk_delay:
                     await asyncio.sleep(self._chunk_delay)
                 sent = conn.sent_up if upstream else conn.sent_down

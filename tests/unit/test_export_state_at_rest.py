@@ -29,7 +29,7 @@ def _runtime(tmp_path: Path) -> ExportRuntime:
         client=None,  # type: ignore[arg-type]  # retention never talks to Encoura
         ledger=ledger,
         destinations={},
-        staging_dir=tmp_path / "staging",
+        settings=RunSettings(state_dir=tmp_path),
         owner=ClaimOwner.current("run-x"),
     )
 
