@@ -19,16 +19,16 @@ from canvas_tasks.sis_import.settings import CanvasSettings, CanvasSourceSetting
 from destinations.config import DestinationConfig
 from encoura_tasks.api.settings import EncouraSettings
 from encoura_tasks.export.settings import RunSettings
-from encoura_tasks.upload.settings import UploadSettings
+from encoura_tasks.upload.settings import NamedUploadSource, UploadSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"
 
-# Names announced by open issues and built in other branches at the time of writing (CA bundle, LOG_FILE,
-# named upload sources, the alerts command). The docs leave a heading for each; once the code that reads
-# a name is merged, the name is found in the code and can leave this list.
-PENDING_SETTINGS = {"LOG_FILE", "LOG_LEVEL"}
-PENDING_PREFIXES = ("UPLOAD_SOURCES__",)
+# Names announced by open issues and built in other branches but not merged yet. The docs leave a heading
+# for each; once the code that reads a name is merged, the name is found in the code and leaves this list.
+# (Empty now: LOG_FILE, LOG_LEVEL and UPLOAD_SOURCES__<NAME>__* are all read by the code.)
+PENDING_SETTINGS: set[str] = set()
+PENDING_PREFIXES: tuple[str, ...] = ()
 PENDING_MODULES: set[str] = set()
 
 # Our settings namespaces: any upper-case word starting with one of these in the docs must be a setting.
@@ -67,6 +67,7 @@ def _known_settings() -> set[str]:
     known |= _env_names(CanvasSourceSettings, "CANVAS_SOURCE_")
     known |= {n for n in _env_names(RunSettings, "") if n != "DESTINATIONS"}
     known |= {"DESTINATIONS__<NAME>__" + f.upper() for f in DestinationConfig.model_fields}
+    known |= {"UPLOAD_SOURCES__<NAME>__" + f.upper() for f in NamedUploadSource.model_fields}
     return known
 
 
@@ -79,9 +80,9 @@ def _literal_in_code(name: str) -> bool:
 
 
 def _normalise(word: str) -> str:
-    """DESTINATIONS__SLATE__URL -> DESTINATIONS__<NAME>__URL: any destination name is fine."""
-    match = re.fullmatch(r"DESTINATIONS__[A-Z0-9_<>]+?__([A-Z_]+)", word)
-    return f"DESTINATIONS__<NAME>__{match.group(1)}" if match else word
+    """DESTINATIONS__SLATE__URL -> DESTINATIONS__<NAME>__URL (UPLOAD_SOURCES__ alike): any name is fine."""
+    match = re.fullmatch(r"(DESTINATIONS|UPLOAD_SOURCES)__[A-Z0-9_<>]+?__([A-Z_]+)", word)
+    return f"{match.group(1)}__<NAME>__{match.group(2)}" if match else word
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
@@ -136,6 +137,9 @@ def test_the_settings_check_catches_a_made_up_name() -> None:
     known = _known_settings()
     assert "ENCOURA_API_KEY" in known
     assert "DESTINATIONS__<NAME>__HOST_KEY" in known
+    assert "UPLOAD_SOURCES__<NAME>__PRODUCT_TYPE" in known
+    assert _normalise("UPLOAD_SOURCES__SIS__HOST_KEY") == "UPLOAD_SOURCES__<NAME>__HOST_KEY"
+    assert "UPLOAD_SOURCES__<NAME>__API_TOKEN" not in known
     assert "STATE_DIR" in known
     assert "ENCOURA_API_TOKEN" not in known
     assert not _literal_in_code("ENCOURA_API_TOKEN")
