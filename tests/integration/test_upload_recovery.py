@@ -141,7 +141,8 @@ def test_untrusted_sftp_host_key_stops_before_any_upload(
         "UPLOAD_SOURCE_PASSWORD": sftp_server.password,
         "UPLOAD_SOURCE_HOST_KEY": other,
     }
-    assert run(monkeypatch, env) == exit_codes.WORK_FAILED
+    # A host key that does not match is a settings problem (pin or known_hosts): exit 2, one clear line.
+    assert run(monkeypatch, env) == exit_codes.CONFIG_ERROR
     captured = capsys.readouterr()
     assert "host key" in captured.err and "UPLOAD_SOURCE_HOST_KEY" in captured.err
     assert sftp_server.password not in captured.out + captured.err

@@ -5,6 +5,7 @@ the destination roots; the other exports are not held back."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_bad_entries_empty_and_zip_files_and_odd_names(rig: Rig, tmp_path: Path)
         ledger.close()
     for label, name in names.items():
         assert name and "/" not in name and "\\" not in name and ".." not in name, (label, name)
-        assert not name.startswith(".") and name.isascii() and name.isprintable(), (label, name)
+        # The official sample's rule (issue 14): only [-\w.] (Unicode word characters), never a dot file.
+        assert not name.startswith(".") and re.fullmatch(r"[-\w.]+", name) and name.isprintable(), (label, name)
         assert len(name.encode()) <= 180, (label, len(name))
         assert name.endswith(".csv"), (label, name)
     for view_files in result.files.values():
