@@ -14,6 +14,7 @@ from canvas_tasks.api.models import (
     SisImport,
 )
 from common import exit_codes
+from common.polling import poll_until
 
 
 def watch_until_done(
@@ -30,16 +31,15 @@ def watch_until_done(
     Queued imports (`created` behind another import on the account) and a progress that restarts
     during `cleanup_batch` are both normal: only the state decides when we stop.
     """
-    deadline = clock() + timeout
-    while True:
-        current = fetch()
-        on_update(current)
-        if current.is_terminal:
-            return current, False
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return current, True
-        sleep(min(poll_interval, remaining))
+    return poll_until(
+        fetch,
+        done=lambda imp: imp.is_terminal,
+        interval=poll_interval,
+        timeout=timeout,
+        on_value=on_update,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 def describe_progress(imp: SisImport) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common.events import emit_upload_final
+from common.polling import poll_until
 from common.redaction import redact_text
 from encoura_tasks.api.client import EncouraClient
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
@@ -135,10 +136,6 @@ def select_orphans(rows: Iterable[UploadRow], *, product_type: str, folder: str,
     ]
 
 
-def poll_wait(interval: float, cap: float) -> float:
-    return min(interval * 2, cap)
-
-
 # ----------------------------------------------------------------------------- staging + validation
 def stage(rt: UploadRuntime, item: SourceFile) -> tuple[Path, int, str]:
     """Copy the source file locally; everything after this reads the copy, never the source again.
@@ -199,11 +196,11 @@ def poll(
     """Poll with exponential backoff (capped) until a final status, `fields_mapping_required`, or the
     overall time limit (None). Transient API errors are tolerated a few times in a row."""
     s = rt.settings
-    deadline = time.monotonic() + s.poll_timeout_seconds
-    interval = s.poll_interval_seconds
     last: str | None = None
     errors = 0
-    while True:
+
+    def fetch() -> dict[str, Any] | None:
+        nonlocal errors
         try:
             body = rt.api.get_upload(file_id)
         except EncouraAuthError:
@@ -213,22 +210,36 @@ def poll(
             if errors >= MAX_POLL_ERRORS:
                 raise
             logger.warning("%s: status check failed (%s); trying again", row.name, exc)
-        else:
-            errors = 0
-            status = str(body.get("status") or "")
-            if status != last:
-                last = status
-                error = body.get("error")
-                rt.ledger.update_upload(row.id, status=status, error=str(error)[:2000] if error else None)
-                logger.info("%s: Encoura status %s", row.name, status)
-                if on_status is not None:
-                    on_status(status)
-            if status in ENCOURA_FINAL or status == NEEDS_PERSON:
-                return body
-        if time.monotonic() + interval > deadline:
             return None
-        rt.sleep(interval)
-        interval = poll_wait(interval, s.poll_max_interval_seconds)
+        errors = 0
+        return body
+
+    def record(body: dict[str, Any] | None) -> None:
+        nonlocal last
+        status = str(body.get("status") or "") if body is not None else None
+        if status is None or status == last:
+            return
+        last = status
+        error = body.get("error") if body is not None else None
+        rt.ledger.update_upload(row.id, status=status, error=str(error)[:2000] if error else None)
+        logger.info("%s: Encoura status %s", row.name, status)
+        if on_status is not None:
+            on_status(status)
+
+    def settled(body: dict[str, Any] | None) -> bool:
+        status = str(body.get("status") or "") if body is not None else ""
+        return status in ENCOURA_FINAL or status == NEEDS_PERSON
+
+    body, timed_out = poll_until(
+        fetch,
+        done=settled,
+        interval=s.poll_interval_seconds,
+        max_interval=s.poll_max_interval_seconds,
+        timeout=s.poll_timeout_seconds,
+        on_value=record,
+        sleep=rt.sleep,
+    )
+    return None if timed_out else body
 
 
 # ----------------------------------------------------------------------------- settling

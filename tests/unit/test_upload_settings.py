@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
+from common.polling import poll_until
 from encoura_tasks.upload.settings import load_upload_settings, split_source
-from encoura_tasks.upload.steps import poll_wait
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
@@ -105,9 +105,15 @@ def test_specific_problems(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env:
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    waits = [1.0]
-    for _ in range(6):
-        waits.append(poll_wait(waits[-1], 10.0))
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    poll_until(lambda: None, done=lambda _: False, interval=1.0, max_interval=10.0, timeout=45.0,
+               clock=lambda: now[0], sleep=sleep)  # fmt: skip
     assert waits == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
 
 
