@@ -3,7 +3,7 @@
 Importing this package registers `SlateSFTPFileSystem` with fsspec for `sftp://` and `ssh://`
 (clobbering sshfs's registration), so every way of reaching SFTP in this process verifies host keys.
 
-Public API (see doc-notes/destinations.md): `DestinationConfig`, `open_destination`, `filesystem_for`,
+Public API (see docs/destinations.md, "For flow authors"): `DestinationConfig`, `open_destination`, `filesystem_for`,
 `close_filesystem`, `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
 `RootFolderMissing`, `SlateSFTPFileSystem`, the plain functions `publish`, `move_noreplace`, `sweep`,
 `probe`, `check_root`, `reachable`, URL helpers `uses_sftp` / `url_protocols`, and the templates
