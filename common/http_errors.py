@@ -48,13 +48,11 @@ def is_certificate_problem(exc: BaseException) -> bool:
 
 
 def _proxy_for(url: httpx.URL) -> str | None:
-    """The proxy the environment names for this URL (host:port only), if any."""
-    if urllib.request.proxy_bypass(url.host):
-        return None
-    proxy = urllib.request.getproxies().get(url.scheme)
+    """The proxy the environment names for this URL, as host:port for a message, if any."""
+    proxy = env_proxy(str(url))
     if not proxy:
         return None
-    parsed = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    parsed = urlsplit(proxy)
     return f"{parsed.hostname}:{parsed.port}" if parsed.port else parsed.hostname
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -66,7 +65,6 @@ def ends_in_one_line(fn: F) -> F:
 
     # Prefect builds the flow's parameter model from the signature and resolves string annotations in
     # the function's own module; the wrapper lives here, so hand Prefect the resolved types.
-    wrapper.__annotations__ = typing.get_type_hints(fn)
     wrapper.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
