@@ -31,6 +31,10 @@ PREFECT_DEFAULTS = {
     # Prefect waits 20 s for its temporary server; on a busy machine it starts slower than that and
     # the run dies with "Timed out while attempting to connect to ephemeral Prefect API server".
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # Our loggers also run before a flow starts (settings checks, a preflight's first request): Prefect
+    # would print a UserWarning for each such line ("attempted to send logs to the API without a flow
+    # run id"); those lines belong on the console only.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 
