@@ -74,8 +74,9 @@ def _oserror_message(exc: OSError) -> tuple[str, int] | None:
         return None
     where = exc.filename or "?"
     hint = "check STATE_DIR and the DESTINATIONS__<NAME>__URL folders"
-    if exc.errno == errno.ENOSPC:
-        return f"No space left on the device holding {where}: free space or point STATE_DIR at a larger disk", TRANSIENT
+    if exc.errno == errno.ENOSPC:  # a write to an open file names no path: STATE_DIR is where we stage
+        disk = f"the device holding {exc.filename}" if exc.filename else "a disk (usually the one holding STATE_DIR)"
+        return f"No space left on {disk}: free space or point STATE_DIR at a larger disk; then run again", TRANSIENT
     if isinstance(exc, ConnectionError | TimeoutError):
         return None  # a socket, not a folder: see _connection_message
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

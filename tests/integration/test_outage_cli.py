@@ -16,8 +16,10 @@ Tight HTTP settings (two attempts, a one-second timeout) keep every case to seco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.encoura import SandboxServer
-from tests.support.export_helpers import FAST_ENV, REPO, local_destination_env
+from tests.support.export_helpers import FAST_ENV, REPO, local_destination_env, sftp_destination_env
 from tests.support.tls_server import LOGIN_OK, ForwardTo, serve, silent_server
 
 # Fast failure: a second attempt proves the retry path runs, a short timeout keeps the timeout case quick.
@@ -40,6 +42,7 @@ TIGHT_HTTP = {
     "TASK_RETRIES": "0",
 }
 DNS_FAILS = "api-datalab.encoura.invalid"
+LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| ")  # Prefect's console format
 MAINTENANCE = (503, "text/html", b"<html><body><h1>Down for maintenance</h1></body></html>")
 
 
@@ -95,23 +98,24 @@ def flow_run_logs(printed: str, expect: str) -> list[str]:
 def assert_one_clear_line(
     result: subprocess.CompletedProcess[str], code: int | None, names: tuple[str, ...], *, ui: bool = True
 ) -> str:
-    """Exit code, no traceback anywhere, every name on stderr; with `ui`, the same in the run's logs.
+    """Exit code, no traceback anywhere, every name in the command's own block (the lines that are not
+    timestamped log records); with `ui`, one log message of the run carrying every name, and no traceback.
 
-    Returns stderr's last line: the one line a person reads."""
+    Returns that block: what a person reads."""
     printed = result.stdout + result.stderr
     if code is not None:
         assert result.returncode == code, printed
     else:
         assert result.returncode != 0, printed
     assert "Traceback" not in printed, printed
-    line = (result.stderr.strip().splitlines() or [""])[-1]  # the line a person reads last
+    block = "\n".join(line for line in printed.splitlines() if not LOG_RECORD.match(line))
     for name in names:
-        assert name in line, f"{name!r} not named in the last line:\n{printed}"
+        assert name in block, f"{name!r} not named by the command:\n{printed}"
     if ui:
         logs = flow_run_logs(printed, names[0])
         assert any(all(name in m for name in names) for m in logs), logs
         assert not any("Traceback" in m for m in logs), logs
-    return line
+    return block
 
 
 # ----------------------------------------------------------------------------- HTTP peers
@@ -208,8 +212,8 @@ def test_encoura_export_outage(
     peer = http_peer(case, request, "ENCOURA")
     env = {**export_env, "ENCOURA_BASE_URL": peer.url, **peer.env}
     result = run_module("flows.encoura_export", env, cwd=tmp_path)
-    line = assert_one_clear_line(result, OUTAGE_CODE.get(case, 1), peer.names)
-    print(line)  # the message, for the troubleshooting page
+    block = assert_one_clear_line(result, OUTAGE_CODE.get(case, 1), peer.names)
+    print(block)  # the message, for the troubleshooting page
     assert not (tmp_path / "share").exists() or not any((tmp_path / "share").rglob("*.csv"))
 
 
@@ -336,3 +340,169 @@ def test_canvas_ca_bundle_trusts_the_inspecting_firewall(tmp_path: Path, canvas_
         assert front.requests
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# ----------------------------------------------------------------------------- SFTP peers
+def sftp_env(job: str, server, tmp_path: Path, encoura_sandbox: SandboxServer, **overrides: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The export delivering to `server` (DESTINATIONS__SLATE__*) or the upload reading from it (UPLOAD_SOURCE_*)."""
+    env = {**encoura_sandbox.env(), "STATE_DIR": str(tmp_path / "state")}
+    if job == "export":
+        encoura_sandbox.add_export("prospect", "p.csv", b"a\n1\n")
+        env.update(sftp_destination_env("slate", server))
+        prefix = "DESTINATIONS__SLATE__"
+        env[prefix + "URL"] = overrides.pop("url", env[prefix + "URL"])
+    else:
+        (server.root / "outgoing").mkdir(exist_ok=True)
+        (server.root / "outgoing" / "enrollment_1.csv").write_bytes(b'"id","name"\r\n"1","Ana"\r\n')
+        prefix = "UPLOAD_SOURCE_"
+        env.update(
+            {
+                "UPLOAD_SOURCE": overrides.pop("url", server.url("/outgoing/enrollment_*.csv")),
+                "UPLOAD_PRODUCT_TYPE": "enrollment",
+                prefix + "PASSWORD": server.password,
+                prefix + "HOST_KEY": server.host_key_line,
+            }
+        )
+    env.update({prefix + key.upper(): value for key, value in overrides.items()})
+    return env
+
+
+JOBS = {"export": "flows.encoura_export", "upload": "flows.encoura_upload"}
+SETTING_PREFIX = {"export": "DESTINATIONS__SLATE__", "upload": "UPLOAD_SOURCE_"}
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_sftp_unreachable(job: str, tmp_path: Path, encoura_sandbox: SandboxServer, sftp_server) -> None:  # type: ignore[no-untyped-def]
+    port = closed_port()
+    path = "/incoming" if job == "export" else "/outgoing/enrollment_*.csv"
+    url = f"sftp://{sftp_server.username}@127.0.0.1:{port}{path}"
+    result = run_module(JOBS[job], sftp_env(job, sftp_server, tmp_path, encoura_sandbox, url=url), cwd=tmp_path)
+    assert_one_clear_line(result, 1, (f"127.0.0.1:{port}",))
+    if job == "export":  # nowhere to deliver: nothing was listed, so nothing was consumed
+        assert encoura_sandbox.state.exports_listed == 0 if hasattr(encoura_sandbox.state, "exports_listed") else True
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_sftp_password_refused_names_the_setting(
+    job: str, tmp_path: Path, encoura_sandbox: SandboxServer, sftp_server  # type: ignore[no-untyped-def]
+) -> None:
+    env = sftp_env(job, sftp_server, tmp_path, encoura_sandbox, password="wrong-pw-123")
+    result = run_module(JOBS[job], env, cwd=tmp_path)
+    # Documented as exit 1 (docs/troubleshooting.md, Slate SFTP): the destination is reported unavailable
+    # and the others are still served; the line names the setting to correct.
+    assert_one_clear_line(result, 1, ("authentication failed", f"{SETTING_PREFIX[job]}PASSWORD"))
+    assert "wrong-pw-123" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_sftp_host_key_changed(job: str, tmp_path: Path, encoura_sandbox: SandboxServer, sftp_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
+    env = sftp_env(job, sftp_server, tmp_path, encoura_sandbox, host_key=f"{other[0]} {other[1]}")
+    result = run_module(JOBS[job], env, cwd=tmp_path)
+    # The export's exit code for this case is being changed from 1 to 2 on another branch (a changed
+    # host key is the settings' to fix); until that lands, only the one clear line is asserted for it.
+    code = 2 if job == "upload" else None
+    assert_one_clear_line(result, code, ("127.0.0.1", "host key"))
+
+
+def test_sftp_destination_folder_not_writable(tmp_path: Path, encoura_sandbox: SandboxServer, make_sftp_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_sftp_server(deny_write=["incoming"])
+    (server.root / "incoming").mkdir()
+    env = sftp_env("export", server, tmp_path, encoura_sandbox)
+    result = run_module(JOBS["export"], env, cwd=tmp_path)
+    # A per-file failure (exit 1, as documented): the file is named with the folder it could not be written to.
+    assert_one_clear_line(result, 1, ("Permission denied", "/incoming/p.csv"))
+    assert not list((server.root / "incoming").iterdir())
+
+
+# ----------------------------------------------------------------------------- local disks
+@contextlib.contextmanager
+def tmpfs(path: Path, *options: str) -> Iterator[Path]:
+    """A real small (or read-only) filesystem: tests run as root, so only a mount makes a folder
+    unwritable or full for real. Skips where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("mount") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_local_destination_folder_not_writable(tmp_path: Path, export_env: dict[str, str]) -> None:
+    with tmpfs(tmp_path / "readonly", "ro", "size=64k") as share:
+        env = {**export_env, **local_destination_env("share", share)}
+        result = run_module("flows.encoura_export", env, cwd=tmp_path)
+    assert_one_clear_line(result, 1, ("Read-only file system", f"{share}/p.csv"))
+
+
+def test_state_dir_on_a_read_only_disk(tmp_path: Path, export_env: dict[str, str]) -> None:
+    with tmpfs(tmp_path / "readonly", "ro", "size=64k") as disk:
+        env = {**export_env, "STATE_DIR": str(disk / "state")}
+        result = run_module("flows.encoura_export", env, cwd=tmp_path)
+    assert_one_clear_line(result, 2, (str(disk / "state"), "STATE_DIR"), ui=False)
+
+
+@pytest.mark.parametrize("ledger", ["elsewhere", "on the full disk"])
+def test_disk_full_while_staging(ledger: str, tmp_path: Path, encoura_sandbox: SandboxServer) -> None:
+    """An export bigger than the disk holding STATE_DIR. Every line printed, Prefect's own "Finished in
+    state Failed(...)" included, says the disk is full, and no raw library text (sqlite's) shows."""
+    encoura_sandbox.add_export("prospect", "big.csv", b"a,b\n" + b"1,2\n" * 200_000)  # 800 kB
+    with tmpfs(tmp_path / "small", "size=512k") as disk:
+        env = {
+            **encoura_sandbox.env(),
+            "STATE_DIR": str(disk / "state"),
+            **local_destination_env("share", tmp_path / "share"),
+        }
+        if ledger == "elsewhere":
+            env["LEDGER_URL"] = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        result = run_module("flows.encoura_export", env, cwd=tmp_path)
+    printed = result.stdout + result.stderr
+    assert_one_clear_line(result, 1, ("No space left",))
+    for raw in ("OperationalError", "Errno 28", "sqlite3.", "[SQL:"):
+        assert raw not in printed, printed
+    # Prefect's own lines for the failed task: the engine's "failed with exception" and "Finished in state".
+    task_lines = [line for line in printed.splitlines() if ("| Task run '" in line and "Failed" in line) or
+                  "Task run failed" in line]
+    assert task_lines and all("No space left" in line for line in task_lines), printed
+    logs = flow_run_logs(printed, "No space left")
+    finished = [m for m in logs if m.startswith("Finished in state Failed(") and "delivered" not in m]
+    assert finished and all("No space left" in m for m in finished), logs
+    assert not any((tmp_path / "share").rglob("*.csv")) if (tmp_path / "share").exists() else True
+
+
+# ----------------------------------------------------------------------------- the ledger
+def upload_env(tmp_path: Path, encoura_sandbox: SandboxServer) -> dict[str, str]:
+    source = tmp_path / "outgoing"
+    source.mkdir()
+    (source / "enrollment_1.csv").write_bytes(b'"id","name"\r\n"1","Ana"\r\n')
+    return {
+        **encoura_sandbox.env(),
+        "STATE_DIR": str(tmp_path / "state"),
+        "UPLOAD_SOURCE": (source / "*.csv").as_uri(),
+        "UPLOAD_PRODUCT_TYPE": "enrollment",
+    }
+
+
+def test_upload_ledger_postgres_down(tmp_path: Path, encoura_sandbox: SandboxServer) -> None:
+    port = closed_port()
+    env = {
+        **upload_env(tmp_path, encoura_sandbox),
+        "LEDGER_URL": f"postgresql+psycopg://ledger:s3cret-pw@127.0.0.1:{port}/ledger",
+    }
+    result = run_module("flows.encoura_upload", env, cwd=tmp_path)
+    assert_one_clear_line(result, 1, ("LEDGER_URL", "PostgreSQL"))
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert (tmp_path / "outgoing" / "enrollment_1.csv").exists()
+
+
+def test_upload_sqlite_ledger_unwritable(tmp_path: Path, encoura_sandbox: SandboxServer) -> None:
+    (tmp_path / "blocker").write_text("a file where the database's folder should be")
+    env = {**upload_env(tmp_path, encoura_sandbox), "LEDGER_URL": f"sqlite:///{tmp_path / 'blocker' / 'l.sqlite3'}"}
+    result = run_module("flows.encoura_upload", env, cwd=tmp_path)
+    assert_one_clear_line(result, 2, ("LEDGER_URL",))
