@@ -445,7 +445,7 @@ def test_state_dir_on_a_read_only_disk(tmp_path: Path, export_env: dict[str, str
     with tmpfs(tmp_path / "readonly", "ro", "size=64k") as disk:
         env = {**export_env, "STATE_DIR": str(disk / "state")}
         result = run_module("flows.encoura_export", env, cwd=tmp_path)
-    assert_one_clear_line(result, 2, (str(disk / "state"), "STATE_DIR"), ui=False)
+    assert_one_clear_line(result, 2, (str(disk / "state"), "STATE_DIR"))
 
 
 @pytest.mark.parametrize("ledger", ["elsewhere", "on the full disk"])
