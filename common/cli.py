@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -31,6 +32,10 @@ PREFECT_DEFAULTS = {
     # Prefect waits 20 s for its temporary server; on a busy machine it starts slower than that and
     # the run dies with "Timed out while attempting to connect to ephemeral Prefect API server".
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # Our loggers also run before a flow starts (settings checks, a preflight's first request): Prefect
+    # would print a UserWarning for each such line ("attempted to send logs to the API without a flow
+    # run id"); those lines belong on the console only.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 
@@ -64,6 +69,41 @@ class DropTracebacks(logging.Filter):
         return True
 
 
+class OneLineFailures(logging.Filter):
+    """Prefect's own lines about a failed task say what our one line says, not the library's raw text.
+
+    Prefect's engine logs "Task run failed with exception: OSError(28, ...)" (with the exception
+    attached) and then "Finished in state Failed('Task run encountered an exception OSError: ...')"
+    (without it). Both are rewritten here, before any handler sees them, so the console and the run's
+    logs in the UI carry `common.errors.explain`'s line: the first record's exception is explained and
+    remembered by task run, and the second record of that task run reuses it. A public logging filter
+    on Prefect's run loggers; the engine is not touched. Off when debugging.
+    """
+
+    _FAILED = re.compile(r"^Task run failed with (?:exception|state): .*?(?P<rest> - Retr[^\n]*)?$", re.S)
+    _FINISHED = "Finished in state Failed("
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if debug_requested([]):
+            return True
+        run = str(getattr(record, "task_run_id", "") or "")
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Exception):
+            line = redact_text(explain(exc)[0])
+            found = self._FAILED.match(record.getMessage())
+            if found:
+                record.msg, record.args = f"Task run failed: {line}{found['rest'] or ''}", ()
+            if run:
+                self._lines[run] = line
+        elif run in self._lines and record.getMessage().startswith(self._FINISHED):
+            record.msg, record.args = f"Finished in state Failed({self._lines.pop(run)!r})", ()
+        return True
+
+
 def configure_logging() -> None:
     """Our loggers at INFO (DEBUG with --debug), tracebacks only when debugging, optional LOG_FILE."""
     level = logging.DEBUG if debug_requested([]) else logging.INFO
@@ -71,6 +111,8 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(level)
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineFailures) for f in logger.filters):
+            logger.addFilter(OneLineFailures())  # first: it needs the exception DropTracebacks removes
         if not any(isinstance(f, DropTracebacks) for f in logger.filters):
             logger.addFilter(DropTracebacks())
     log_file = os.environ.get("LOG_FILE")

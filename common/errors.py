@@ -63,22 +63,65 @@ def _first_line(text: str) -> str:
 
 
 def _oserror_message(exc: OSError) -> tuple[str, int] | None:
-    """Filesystem errors name the path and the setting that usually points at it."""
-    import errno
+    """Filesystem errors name the path and the setting that usually points at it.
 
+    TLS errors are OSErrors too (a failed certificate check carries errno 1, EPERM): they are not a
+    folder's permissions and are left to the network messages."""
+    import errno
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        return None
     where = exc.filename or "?"
     hint = "check STATE_DIR and the DESTINATIONS__<NAME>__URL folders"
-    if exc.errno == errno.ENOSPC:
-        return f"No space left on the device holding {where}: free space or point STATE_DIR at a larger disk", TRANSIENT
+    if exc.errno == errno.ENOSPC:  # a write to an open file names no path: STATE_DIR is where we stage
+        disk = f"the device holding {exc.filename}" if exc.filename else "a disk (usually the one holding STATE_DIR)"
+        return f"No space left on {disk}: free space or point STATE_DIR at a larger disk; then run again", TRANSIENT
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return None  # a socket, not a folder: see _connection_message
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"Permission denied writing {where}: make it writable for this user or {hint}", SETTINGS
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return f"{where} (or a folder above it) is a file, not a folder: move the file away or {hint}", SETTINGS
     if exc.errno == errno.ENOENT:
         return f"{where} does not exist: create it or {hint}", SETTINGS
-    if isinstance(exc, ConnectionRefusedError | TimeoutError | ConnectionError):
+    return None
+
+
+def _connection_message(exc: BaseException) -> tuple[str, int] | None:
+    """A bare socket error that nothing above it explained: the last resort, it cannot name the host."""
+    if isinstance(exc, ConnectionError | TimeoutError):
         return f"Connection failed ({_first_line(str(exc))}): is the host up and the port right? Try again", TRANSIENT
     return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, outermost first. `raise ... from None` ends the walk: whoever wrote
+    it replaced the inner error's message with a better one."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in found):
+        found.append(current)
+        if current.__cause__ is not None:
+            current = current.__cause__
+        else:
+            current = None if current.__suppress_context__ else current.__context__
+    return found
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """A TLS certificate nobody trusts stays untrusted on the next run: a setting (the CA bundle), not an
+    outage. Looks through `from None` too: a client may have reworded the error, not changed its cause."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _sqlalchemy_message(exc: BaseException) -> tuple[str, int] | None:
@@ -88,6 +131,12 @@ def _sqlalchemy_message(exc: BaseException) -> tuple[str, int] | None:
     orig = getattr(exc, "orig", None)
     text = _first_line(str(orig if orig is not None else exc))
     lowered = text.lower()
+    if "disk is full" in lowered or "no space left" in lowered:
+        return (
+            f"No space left for the ledger database ({text}): free space on the disk holding STATE_DIR "
+            "(or LEDGER_URL's file); then run again",
+            TRANSIENT,
+        )
     if "readonly" in lowered or "read-only" in lowered or "unable to open database" in lowered:
         return (
             f"The ledger database cannot be written ({text}): make the SQLite file and its folder writable, "
@@ -109,7 +158,20 @@ _KNOWN_ERRORS: tuple[tuple[str, int], ...] = (
     ("DestinationUnavailable", TRANSIENT),
     ("PublishError", TRANSIENT),
     ("EncouraError", TRANSIENT),
+    ("CanvasAPIError", TRANSIENT),
 )
+
+# Set on an exception whose message already says which host failed and what to change
+# (common.http_errors.ExplainingTransport does): nothing below it in the chain says it better.
+EXPLAINED = "explained_for_people"
+
+
+def _known_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "exit_code", None)
+    if code is None:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        code = next((c for name, c in _KNOWN_ERRORS if name in names), None)
+    return code if code in (TRANSIENT, SETTINGS) else None
 
 
 def explain(exc: BaseException) -> tuple[str, int]:
@@ -121,20 +183,23 @@ def explain(exc: BaseException) -> tuple[str, int]:
     """
     if isinstance(exc, ConfigError):
         return exc.render(), SETTINGS
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # the cause often names the real problem
-        seen.add(id(current))
+    message = _first_line(str(exc)) or type(exc).__name__
+    top_code = _known_code(exc)
+    chain = _chain(exc)
+    for current in chain:  # the cause often names the real problem
+        if getattr(current, EXPLAINED, False):
+            # Our own wrapper around it adds context (what we were doing); keep its words then.
+            text = message if top_code is not None else _first_line(str(current))
+            return text, SETTINGS if _untrusted_certificate(current) else TRANSIENT
         if isinstance(current, OSError) and (found := _oserror_message(current)):
             return found
         if found := _sqlalchemy_message(current):
             return found
-        current = current.__cause__ or current.__context__
-    code = getattr(exc, "exit_code", None)
-    if code is None:
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        code = next((c for name, c in _KNOWN_ERRORS if name in names), None)
-    message = _first_line(str(exc)) or type(exc).__name__
-    if code in (TRANSIENT, SETTINGS):
-        return message, code
+    if top_code is not None:
+        if top_code == TRANSIENT and _untrusted_certificate(exc):
+            return message, SETTINGS
+        return message, top_code
+    for current in chain:
+        if found := _connection_message(current):
+            return found
     return f"{type(exc).__name__}: {message} (run with --debug for the traceback)", TRANSIENT

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from common.errors import EXPLAINED
+
 
 @dataclass(frozen=True)
 class ServiceHints:
@@ -109,7 +111,9 @@ class ExplainingTransport(httpx.BaseTransport):
         try:
             return self.wrapped.handle_request(request)
         except httpx.TransportError as exc:
-            raise type(exc)(explain(exc, request, self.hints), request=request) from exc
+            explained = type(exc)(explain(exc, request, self.hints), request=request)
+            setattr(explained, EXPLAINED, True)  # common.errors.explain: this message is the one to show
+            raise explained from exc
 
     def close(self) -> None:
         self.wrapped.close()

@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from common import exit_codes
 from common.cli import run_cli
 from common.environ import patched_environ
-from common.errors import ConfigError
+from common.errors import ConfigError, explain
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
 from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
@@ -140,7 +140,7 @@ def encoura_export(
 
             for row, result in fan_out(submit, pending, limit=settings.max_parallel_files):
                 if isinstance(result, Exception):
-                    error = f"{type(result).__name__}: {result}"
+                    error = explain(result)[0]  # the same one line the CLI would print for it
                     result = ExportOutcome(uid=row.uid, product_key=row.product_key, status="failed", error=error)
                 outcomes.append(result)
                 progress.advance()

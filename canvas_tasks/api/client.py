@@ -19,7 +19,7 @@ from canvas_tasks.api.errors import CanvasAPIError, CanvasRefused, CanvasTokenRe
 from canvas_tasks.api.models import SisImport
 from canvas_tasks.api.transport import CanvasRetryTransport, RetryPolicy, UploadInterrupted, is_rate_limited
 from common.download import TruncatedBody, save_body
-from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, ssl_context
+from common.http_errors import ExplainingTransport, ServiceHints, env_proxy, is_html, ssl_context
 from common.redaction import redact_text, redact_url
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=300.0, pool=10.0)
@@ -272,6 +272,11 @@ class CanvasSisClient:
             if "root account" in message.lower():
                 hint = " (check CANVAS_ACCOUNT_ID: it must be the root account)"
             raise CanvasRefused(f"could not {what}: HTTP {status}: {message}{hint}")
+        if status >= 500 and is_html(response):  # a maintenance page: its HTML is no message for a person
+            raise CanvasAPIError(
+                f"could not {what}: Canvas at {response.request.url.host} answered HTTP {status} with an HTML page "
+                "instead of the API (maintenance, or a proxy's error page?); try again later"
+            )
         raise CanvasAPIError(f"could not {what}: HTTP {status}: {message}")
 
 

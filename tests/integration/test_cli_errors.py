@@ -150,9 +150,16 @@ def test_per_file_lines_reach_the_prefect_ui_and_log_file(tmp_path: Path, base_e
 
 
 def test_sandbox_demo_prints_no_traceback(tmp_path: Path) -> None:
+    """`make demo` in a fresh clone: no .state and no demo-output yet, both made by the run itself."""
+    assert not (tmp_path / ".state").exists() and not (tmp_path / "demo-output").exists()
     result = run_export_cli({"CWD": str(tmp_path)}, "--sandbox")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    printed = result.stdout + result.stderr
+    assert result.returncode == 0, printed
+    assert "Traceback" not in printed
+    for noise in ("Warning", "database is locked", "ERROR"):
+        assert noise not in printed, printed
+    assert any((tmp_path / "demo-output" / "slate-incoming").rglob("*.csv"))
+    assert (tmp_path / ".state" / "sandbox").is_dir()
 
 
 def test_sftp_host_key_changed(tmp_path: Path, base_env: dict[str, str], sftp_server) -> None:  # type: ignore[no-untyped-def]

@@ -99,3 +99,49 @@ def test_log_file_is_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
                      "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).removeHandler(handler)
         handler.close()
+
+
+def test_a_reworded_error_keeps_its_words_and_tls_is_not_a_folder() -> None:
+    """`raise ... from None` means the outer message replaced the inner one; a failed certificate check
+    (an OSError with errno 1) is not "Permission denied writing ?" and needs the CA bundle setting (2)."""
+    import ssl
+
+    class CanvasAPIError(Exception):
+        pass
+
+    try:
+        try:
+            raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+        except OSError:
+            raise CanvasAPIError("Canvas at 127.0.0.1:1: certificate not trusted; set CANVAS_CA_BUNDLE") from None
+    except CanvasAPIError as exc:
+        message, code = explain(exc)
+    assert code == 2 and message.startswith("Canvas at 127.0.0.1:1") and "Permission" not in message
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError:
+            raise CanvasAPIError("Canvas at 127.0.0.1:1: the connection was refused") from None
+    except CanvasAPIError as exc:
+        assert explain(exc) == ("Canvas at 127.0.0.1:1: the connection was refused", 1)
+
+
+def test_prefect_failure_lines_carry_the_explained_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.cli import OneLineFailures
+
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    flt = OneLineFailures()
+    exc = OSError(errno.ENOSPC, "No space left on device")
+    failed = logging.LogRecord("prefect.task_runs", logging.ERROR, "f", 1,
+                               f"Task run failed with exception: {exc!r} - Retries are exhausted", None,
+                               (type(exc), exc, None))
+    failed.task_run_id = "t-1"
+    finished = logging.LogRecord("prefect.task_runs", logging.ERROR, "f", 1,
+                                 "Finished in state Failed('Task run encountered an exception OSError: [Errno 28] x')",
+                                 None, None)
+    finished.task_run_id = "t-1"
+    assert flt.filter(failed) and flt.filter(finished)
+    assert failed.getMessage().startswith("Task run failed: No space left on")
+    assert failed.getMessage().endswith(" - Retries are exhausted")
+    assert finished.getMessage().startswith("Finished in state Failed('No space left on")
+    assert "Errno" not in failed.getMessage() + finished.getMessage()
