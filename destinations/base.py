@@ -227,8 +227,11 @@ class Destination:
         return op()
 
     # ---- primitives (full storage paths) -----------------------------------------------------
-    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
-        """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists."""
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> int | None:
+        """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists.
+
+        Returns the stored file's size when the storage reported it as part of the upload itself (SFTP:
+        an fstat pipelined with the writes), else None: the publish path then stats the file."""
         raise NotImplementedError
 
     def size_of(self, path: str) -> int | None:
