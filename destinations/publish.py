@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import fsspec
 from fsspec.callbacks import Callback
@@ -126,6 +126,15 @@ def _receipt(
 # both relative to the destination root. The export records its publish intent here; raising stops
 # the publish before the rename (a run that lost its claim).
 BeforeRename = Callable[[str | None, str], None]
+
+
+class PublishOptions(TypedDict, total=False):
+    """The optional knobs of one publish, declared once: `Destination.publish` forwards them to
+    `publish_file` untouched (see publish_file for what each does)."""
+
+    callback: Callback | None
+    first_attempt: bool
+    before_rename: BeforeRename | None
 
 
 def publish_file(
