@@ -93,8 +93,11 @@ async def _pipelined_upload(
         writes, in_flight = in_flight, set()
         results = await asyncio.gather(*writes, fstat, close, return_exceptions=True)
     finally:
-        for task in in_flight:
-            task.cancel()
+        for task in in_flight:  # only after a failure: stop waiting, and consume errors already there
+            if task.done():
+                _ = task.cancelled() or task.exception()
+            else:
+                task.cancel()
         if not close_sent:
             with contextlib.suppress(Exception):
                 await remote.close()
@@ -107,10 +110,14 @@ async def _pipelined_upload(
 
 
 def _report(done: set[asyncio.Task[int]], callback: Callback | None) -> None:
-    for task in done:
-        written = task.result()  # raises the write's error, if any
-        if callback is not None:
-            callback.relative_update(written)
+    """Count finished writes for the progress callback; raise the first failed write's error (after
+    looking at every task, so asyncio never logs an unretrieved exception at exit)."""
+    errors = [exc for task in done if (exc := task.exception()) is not None]
+    if errors:
+        raise errors[0]
+    if callback is not None:
+        for task in done:
+            callback.relative_update(task.result())
 
 
 class SlateSFTPFileSystem(SSHFileSystem):

@@ -446,3 +446,24 @@ def test_first_attempt_publish_waits_three_round_trips(
     for path, sha, _ in files:
         assert hashlib.sha256((sftp_server.root / "incoming" / "aos" / path.name).read_bytes()).hexdigest() == sha
     assert waits <= 3 * len(files), f"{waits / len(files):.1f} round trips per file"
+
+
+def test_a_write_failing_mid_pipeline_publishes_nothing_and_leaves_no_temp(
+    sftp_server: SFTPTestServer, tmp_path: Path
+) -> None:
+    """The pipelined upload's error path: writes past 1 MB fail (a full disk) while later writes, the
+    fstat and the close are already on their way. The publish fails with one clear error, the temp
+    is removed, no final name appears, and the same connection delivers the next file."""
+    (sftp_server.root / "incoming").mkdir()
+    big = _staged(tmp_path, "big.csv", os.urandom(5 * 1024 * 1024))
+    small = _staged(tmp_path, "small.csv", b"a,b\n1,2\n")
+    with open_destination("slate", _sftp_config(sftp_server)) as dest:
+        sftp_server.fail_writes_from = 1024 * 1024
+        with pytest.raises(PublishError) as failed:
+            dest.publish(big[0], "big.csv", sha256=big[1], size=big[2], first_attempt=True)
+        sftp_server.fail_writes_from = None
+        assert "No space left on device" in str(failed.value)
+        assert sorted(p.name for p in (sftp_server.root / "incoming").iterdir()) == []
+        receipt = dest.publish(small[0], "small.csv", sha256=small[1], size=small[2], first_attempt=True)
+    assert receipt.already_present is False
+    assert (sftp_server.root / "incoming" / "small.csv").read_bytes() == b"a,b\n1,2\n"
