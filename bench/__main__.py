@@ -131,6 +131,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default bench/results)")
     p.add_argument("--name", default="latest", help="result file stem (default latest)")
+    p.add_argument(
+        "--profile",
+        metavar="PY_SPY",
+        help="sample every export-flow run with this py-spy binary (pip install py-spy) into OUT/profiles/"
+        "LABEL.txt, collapsed stacks of all threads; CPU and wall numbers then include the sampler",
+    )
     return p.parse_args(argv)
 
 
@@ -482,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"Prefect server healthy after {prefect.startup_seconds:.1f} s")
             with SandboxServer() as sandbox:
                 stack = Stack(work, sandbox, ssh, proxy, prefect, extra_env)
+                if args.profile:
+                    stack.profiler, stack.profiles = args.profile, args.out / "profiles"
                 if "throughput" in wanted:
                     results["throughput"] = throughput(stack, args)
                 if "roundtrips" in wanted:

@@ -45,6 +45,11 @@ class Stack:
     proxy: Proxy
     prefect: PrefectServer
     extra_env: dict[str, str] = field(default_factory=dict)
+    # `--profile`: py-spy's path; every export-flow run is then sampled into `profiles/<label>.txt`
+    # (collapsed stacks of whichever thread holds the GIL, i.e. Python CPU time, not waits: Prefect runs
+    # tasks in worker threads, which cProfile misses).
+    profiler: str | None = None
+    profiles: Path | None = None
 
     def base_env(self) -> dict[str, str]:
         """The parent's environment minus anything that could steer the flow elsewhere."""
@@ -169,8 +174,14 @@ def run_export_flow(
     env = stack.base_env() | dest_env | {"STATE_DIR": str(state_dir)} | (extra or {})
     cwd = stack.workdir / f"cwd-{label}"
     cwd.mkdir(parents=True, exist_ok=True)  # an empty cwd: no stray .env file gets read
+    argv = [sys.executable, "-m", module]
+    if stack.profiler and stack.profiles is not None:
+        stack.profiles.mkdir(parents=True, exist_ok=True)
+        out_file = stack.profiles / f"{label}.txt"
+        sampler = [stack.profiler, "record", "--gil", "--format", "raw", "--rate", "100", "--output", str(out_file)]
+        argv = [*sampler, "--", *argv]
     wall_start = time.time()
-    result = run_measured([sys.executable, "-m", module], env, cwd=cwd)
+    result = run_measured(argv, env, cwd=cwd)
     wall_end = time.time()
     out = _process_summary(result)
     run = stack.prefect.last_flow_run("encoura-export")

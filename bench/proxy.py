@@ -171,10 +171,15 @@ class LatencyProxy:
         self.stats_file = stats_file
         self.gap = (turnaround_gap_ms if turnaround_gap_ms is not None else 1.5 * latency_ms) / 1000.0
         self.closed: list[ConnectionStats] = []
+        self.opened: list[ConnectionStats] = []  # every connection, open or closed, counted live
         rate = bandwidth_mbit * 1_000_000 / 8 if bandwidth_mbit else None
         self.up = SharedLink(rate)  # client -> server
         self.down = SharedLink(rate)  # server -> client
         self.connections = 0
+
+    def turnarounds(self) -> int:
+        """Client waits counted so far on every connection (a test reads it before and after a batch)."""
+        return sum(stats.turnarounds for stats in self.opened)
 
     def _log(self, event: str, stats: ConnectionStats) -> None:
         if self.stats_file is not None:
@@ -184,6 +189,7 @@ class LatencyProxy:
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         stats = ConnectionStats(self.connections, gap=self.gap)
+        self.opened.append(stats)
         self._log("open", stats)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar, TypeVar, Unpack
 
 from fsspec.callbacks import Callback
 
@@ -19,6 +19,7 @@ from common.redaction import redact_url
 from destinations import publish as operations
 from destinations.config import DEFAULT_SWEEP_GRACE_SECONDS, DestinationConfig
 from destinations.errors import DestinationUnavailable, HostKeyError, PublishError, Receipt
+from destinations.publish import PublishOptions
 from destinations.templates import check_relative_path
 
 T = TypeVar("T")
@@ -60,17 +61,12 @@ class Destination:
 
     # ---- public API -------------------------------------------------------------------------
     def publish(
-        self,
-        local_path: Path,
-        relative_path: str,
-        *,
-        sha256: str,
-        size: int,
-        callback: Callback | None = None,
-        first_attempt: bool = False,
-        before_rename: Callable[[str | None, str], None] | None = None,
+        self, local_path: Path, relative_path: str, *, sha256: str, size: int, **options: Unpack[PublishOptions]
     ) -> Receipt:
         """Deliver `local_path` under `relative_path` exactly once: temp name, verify, rename.
+
+        Options (destinations.publish.PublishOptions): `callback` (fsspec progress), `first_attempt`
+        and `before_rename`, below.
 
         `before_rename(temp, final)` (root-relative paths; temp None for a create-only put) runs
         right before the final name can appear: the caller records its publish intent there.
@@ -86,14 +82,7 @@ class Destination:
             return self._guard(
                 relative_path,
                 lambda: operations.publish_file(
-                    self,
-                    Path(local_path),
-                    relative_path,
-                    sha256=sha256,
-                    size=size,
-                    callback=callback,
-                    first_attempt=first_attempt,
-                    before_rename=before_rename,
+                    self, Path(local_path), relative_path, sha256=sha256, size=size, **options
                 ),
             )
 
@@ -227,8 +216,11 @@ class Destination:
         return op()
 
     # ---- primitives (full storage paths) -----------------------------------------------------
-    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
-        """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists."""
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> int | None:
+        """Upload; `create_only` asks the storage to fail with FileExistsError if `path` exists.
+
+        Returns the stored file's size when the storage reported it as part of the upload itself (SFTP:
+        an fstat pipelined with the writes), else None: the publish path then stats the file."""
         raise NotImplementedError
 
     def size_of(self, path: str) -> int | None:

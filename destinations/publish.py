@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import fsspec
 from fsspec.callbacks import Callback
@@ -128,6 +128,15 @@ def _receipt(
 BeforeRename = Callable[[str | None, str], None]
 
 
+class PublishOptions(TypedDict, total=False):
+    """The optional knobs of one publish, declared once: `Destination.publish` forwards them to
+    `publish_file` untouched (see publish_file for what each does)."""
+
+    callback: Callback | None
+    first_attempt: bool
+    before_rename: BeforeRename | None
+
+
 def publish_file(
     dest: Destination,
     local_path: Path,
@@ -159,8 +168,8 @@ def publish_file(
     renamed = False
     intended = False  # once the intent is recorded, the temp belongs to it: only settling removes it
     try:
-        dest.put(local_path, temp, callback=callback, create_only=True)
-        verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size)
+        reported = dest.put(local_path, temp, callback=callback, create_only=True)
+        verified_sha = _verify(dest, relative_path, temp, sha256=sha256, size=size, reported=reported)
         if before_rename is not None:
             before_rename(dest.relative_to_root(temp), relative_path)
             intended = True
@@ -237,8 +246,12 @@ def _settle_after_failed_put(
         return None  # unreadable or different: report the original failure, touch nothing
 
 
-def _verify(dest: Destination, relative_path: str, temp: str, *, sha256: str, size: int) -> str | None:
-    actual = dest.size_of(temp)
+def _verify(
+    dest: Destination, relative_path: str, temp: str, *, sha256: str, size: int, reported: int | None = None
+) -> str | None:
+    """Size (and sha256 where reading back is cheap) of the temp, before the final name exists.
+    `reported`: the size the storage gave with the upload itself (no extra round trip); else a stat."""
+    actual = reported if reported is not None else dest.size_of(temp)
     if actual != size:
         raise _error(dest, relative_path, f"upload arrived with {actual} bytes, expected {size}; not published")
     if not dest.cheap_readback:

@@ -109,9 +109,13 @@ class SFTPDestination(FsspecDestination):
         self.fs.makedirs(path, exist_ok=True)
         self._known_dirs.add(key)
 
-    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> None:
+    def put(self, local_path: Path, path: str, *, callback: Callback | None, create_only: bool) -> int | None:
         """Upload on one of the pooled SFTP channels (several files in flight share the connection),
         without re-making the parent folder, which the publish path has just done. `create_only` costs
-        no extra round trip (FXF_EXCL on the open)."""
-        self.sftp_fs().put_file(str(local_path), path, callback=callback, create_parents=False, create_only=create_only)
+        no extra round trip (FXF_EXCL on the open); the size comes from an fstat pipelined with the
+        writes and the close (see SlateSFTPFileSystem._put_file), so verifying costs none either."""
+        size: int | None = self.sftp_fs().put_file(
+            str(local_path), path, callback=callback, create_parents=False, create_only=create_only
+        )
+        return size
 

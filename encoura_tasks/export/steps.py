@@ -190,7 +190,10 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
                 if settled is not None:
                     receipts[dest.name] = settled
                     continue
-            receipt, intent_id = _publish_with_intent(rt, dest, row, local, relative)
+            # Never tried and no intent: the final name cannot hold our own earlier delivery, so the
+            # pre-upload stat is skipped (one round trip; the rename never replaces either way).
+            first = delivery.status == "pending" and delivery.attempts == 0 and intent is None
+            receipt, intent_id = _publish_with_intent(rt, dest, row, local, relative, first_attempt=first)
         except PublishError as exc:
             failures[dest.name] = str(exc)
             rt.ledger.mark_delivery_failed(row.uid, dest.name, str(exc), me=rt.owner)
@@ -214,7 +217,7 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
 
 
 def _publish_with_intent(
-    rt: ExportRuntime, dest: Destination, row: ExportRow, local: Path, relative: str
+    rt: ExportRuntime, dest: Destination, row: ExportRow, local: Path, relative: str, *, first_attempt: bool = False
 ) -> tuple[Receipt, int | None]:
     """Publish, recording the intent (fenced by the claim) right before the final name can appear."""
     recorded: list[int] = []
@@ -238,6 +241,7 @@ def _publish_with_intent(
         sha256=row.sha256 or "",
         size=row.size or 0,
         callback=LoggedProgress(f"Export {row.uid} -> {dest.name}", "sent"),
+        first_attempt=first_attempt,
         before_rename=before_rename,
     )
     return receipt, (recorded[-1] if recorded else None)

@@ -4,12 +4,13 @@ the root-folder rule."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import ValidationError
 
+from bench.proxy import LatencyProxy
 from common.errors import ConfigError
 from destinations import (
     DestinationConfig,
@@ -375,5 +377,93 @@ def test_first_attempt_publish_costs_fewer_sftp_requests(sftp_server: SFTPTestSe
     non_write = lambda counts: sum(v for k, v in counts.items() if k != "write")  # noqa: E731
     assert non_write(first) == non_write(retry) - 1, (first, retry)  # one stat fewer per file
     assert "mkdir" not in first and "mkdir" not in retry  # the folder was made once, in the warm-up batch
-    # open, the pipelined writes, close, one stat to verify the size, rename: nothing else.
-    assert first == {"open": 1, "write": 1, "close": 1, "stat": 1, "rename": 1}, first
+    # open, then the write(s), an fstat (the size to verify) and the close pipelined, then rename:
+    # nothing else (no separate stat of the temp file).
+    assert first == {"open": 1, "write": 1, "fstat": 1, "close": 1, "rename": 1}, first
+
+
+@pytest.fixture
+def slow_path(sftp_server: SFTPTestServer) -> Iterator[tuple[LatencyProxy, int]]:
+    """bench.proxy in front of the test server: 50 ms each way, so every client wait is seen (a wait
+    is a 100 ms silence; pipelined requests leave none longer than a scheduling hiccup)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="latency-proxy", daemon=True)
+    thread.start()
+    proxy = LatencyProxy((sftp_server.host, sftp_server.port), latency_ms=50, bandwidth_mbit=None)
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+
+    async def stop() -> None:
+        server.close()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    try:
+        yield proxy, server.sockets[0].getsockname()[1]
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+@pytest.mark.parametrize("size", [20_000, 1024 * 1024])  # one write; several (within one SSH window)
+def test_first_attempt_publish_waits_three_round_trips(
+    sftp_server: SFTPTestServer, slow_path: tuple[LatencyProxy, int], tmp_path: Path, size: int
+) -> None:
+    """Issue 15's budget, counted as client waits at the proxy the benchmark uses: open, then the
+    writes + fstat + close pipelined, then rename. The rename still waits for the close's answer
+    (the file is complete before it gets its final name), and the intent is recorded in between."""
+    proxy, port = slow_path
+    (sftp_server.root / "incoming").mkdir()
+    config = DestinationConfig(
+        url=f"sftp://{sftp_server.username}@127.0.0.1:{port}/incoming",
+        password=sftp_server.password,
+        host_key=sftp_server.host_key_line,
+        path_template="{product_key}/{filename}",
+        keepalive_interval=0,  # a keepalive after a silence would count as a wait
+    )
+    events: list[str] = []
+    files = [_staged(tmp_path, f"rt{i}.csv", os.urandom(size)) for i in range(5)]
+    with open_destination("slate", config) as dest:
+        path, sha, n = _staged(tmp_path, "warm.csv", b"warm\n")
+        dest.publish(path, "aos/warm.csv", sha256=sha, size=n, first_attempt=True)  # connect, make aos/
+        before = proxy.turnarounds()
+        for path, sha, n in files:
+
+            def intent(temp: str | None, final: str, path: Path = path) -> None:
+                assert temp is not None and (sftp_server.root / "incoming" / temp).stat().st_size == size
+                events.append(f"intent {path.name}")
+
+            dest.publish(path, f"aos/{path.name}", sha256=sha, size=n, first_attempt=True, before_rename=intent)
+        waits = proxy.turnarounds() - before
+    assert events == [f"intent {p.name}" for p, _, _ in files]
+    for path, sha, _ in files:
+        assert hashlib.sha256((sftp_server.root / "incoming" / "aos" / path.name).read_bytes()).hexdigest() == sha
+    assert waits <= 3 * len(files), f"{waits / len(files):.1f} round trips per file"
+
+
+def test_a_write_failing_mid_pipeline_publishes_nothing_and_leaves_no_temp(
+    sftp_server: SFTPTestServer, tmp_path: Path
+) -> None:
+    """The pipelined upload's error path: writes past 1 MB fail (a full disk) while later writes, the
+    fstat and the close are already on their way. The publish fails with one clear error, the temp
+    is removed, no final name appears, and the same connection delivers the next file."""
+    (sftp_server.root / "incoming").mkdir()
+    big = _staged(tmp_path, "big.csv", os.urandom(5 * 1024 * 1024))
+    small = _staged(tmp_path, "small.csv", b"a,b\n1,2\n")
+    with open_destination("slate", _sftp_config(sftp_server)) as dest:
+        sftp_server.fail_writes_from = 1024 * 1024
+        with pytest.raises(PublishError) as failed:
+            dest.publish(big[0], "big.csv", sha256=big[1], size=big[2], first_attempt=True)
+        sftp_server.fail_writes_from = None
+        assert "No space left on device" in str(failed.value)
+        assert sorted(p.name for p in (sftp_server.root / "incoming").iterdir()) == []
+        receipt = dest.publish(small[0], "small.csv", sha256=small[1], size=small[2], first_attempt=True)
+    assert receipt.already_present is False
+    assert (sftp_server.root / "incoming" / "small.csv").read_bytes() == b"a,b\n1,2\n"

@@ -183,6 +183,8 @@ class SFTPTestServer:
     # tests and the benchmark count what one publish costs.
     requests: Counter[str] = field(default_factory=Counter)
     deny_write: list[str] = field(default_factory=list)
+    # Writes at or past this offset fail with "no space" (a full disk in mid-upload); None = never.
+    fail_writes_from: int | None = None
     host: str = "127.0.0.1"
     port: int = 0
     connections_opened: int = 0
@@ -326,6 +328,9 @@ class _SFTPServer(asyncssh.SFTPServer):
 
     def write(self, file_obj: object, offset: int, data: bytes) -> Any:
         self._count("write")
+        limit = self._owner.fail_writes_from
+        if limit is not None and offset + len(data) > limit:
+            raise asyncssh.SFTPFailure("No space left on device")
         return super().write(file_obj, offset, data)
 
     def close(self, file_obj: object) -> Any:
