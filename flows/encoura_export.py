@@ -200,6 +200,7 @@ def sandbox_environment() -> Iterator[None]:
         env = dict(sandbox.env())
         if not any(k.upper().startswith("DESTINATIONS__") for k in os.environ):
             out = Path("demo-output/slate-incoming").resolve()
+            out.mkdir(parents=True, exist_ok=True)  # the demo's root; a real destination's must already exist
             env["DESTINATIONS__DEMO__URL"] = out.as_uri()
             env["DESTINATIONS__DEMO__PATH_TEMPLATE"] = "{product_key}/{filename}"
         env.setdefault("STATE_DIR", os.environ.get("STATE_DIR", str(Path(".state/sandbox"))))

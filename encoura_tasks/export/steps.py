@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fsspec.callbacks import Callback
 
+from common.errors import ConfigError, merge_config_errors
 from common.hashing import file_hexdigest
 from destinations import (
     Destination,
@@ -24,6 +25,7 @@ from destinations import (
     PathContext,
     PublishError,
     Receipt,
+    reachable,
     render_path,
 )
 from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
@@ -325,27 +327,42 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 def destination_unreachable(dest: Destination) -> str | None:
     """Why this destination cannot receive files right now, or None. The one place that asks.
 
-    Only the connection is checked here: `destinations.reachable` also refuses a missing root
-    folder (ConfigError, exit 2, issue 12 item 8), which the flow and its tests do not expect yet;
-    swapping this body for `return reachable(dest)` enables that once they do."""
+    A settings mistake raises ConfigError (exit 2) so the run stops before listing (a listing
+    consumes exports) instead of saying "try again":
+    - the root folder is missing (`destinations.reachable`): a typo in the URL's folder would
+      otherwise be created and watched by nothing (issue 12 item 8). Folders below the root that
+      come from PATH_TEMPLATE are still created by the publish.
+    """
     try:
         dest.connect_check()
     except PublishError as exc:
         return str(exc)
     except Exception as exc:
         return f"{dest.name}: {type(exc).__name__}: {exc} ({dest.describe()})"
-    return None
+    return reachable(dest)  # connected (cached): now the root folder, ConfigError when it is missing
 
 
 def check_receivers(rt: ExportRuntime) -> list[str]:
     """Probe every destination not already known unavailable. Returns one line per destination
-    when NONE can receive (the run must not list: listing consumes exports), else []."""
+    when NONE can receive (the run must not list: listing consumes exports), else [].
+
+    Settings mistakes at any destination (a missing root folder) raise one ConfigError
+    naming them all: the run stops before listing, even if another destination is fine, since a
+    person has to fix the settings and a half-configured run would report success."""
+    mistakes: list[ConfigError] = []
     for name, dest in sorted(rt.destinations.items()):
         if name in rt.unavailable:
             continue
-        why = destination_unreachable(dest)
+        try:
+            why = destination_unreachable(dest)
+        except ConfigError as exc:
+            mistakes.append(exc)
+            continue
         if why is not None:
             rt.unavailable[name] = why
+    merged = merge_config_errors(mistakes)
+    if merged is not None:
+        raise merged
     if rt.destinations and set(rt.unavailable) >= set(rt.destinations):
         return [f"Destination {name} is unreachable: {rt.unavailable[name]}" for name in sorted(rt.destinations)]
     return []
