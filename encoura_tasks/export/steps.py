@@ -22,6 +22,7 @@ from common.hashing import file_hexdigest
 from destinations import (
     Destination,
     DestinationUnavailable,
+    HostKeyError,
     PathContext,
     PublishError,
     Receipt,
@@ -311,6 +312,8 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
             receipt = settle_intent(rt, dest, intent, local)
             if receipt is not None:
                 lines.append(f"{intent.export_uid} -> {dest.name}: settled")
+        except HostKeyError as exc:
+            raise ConfigError(str(exc)) from None  # a settings mistake: stop before listing (exit 2)
         except DestinationUnavailable as exc:
             rt.unavailable[dest.name] = str(exc)
             if intent.temp_path:
@@ -327,14 +330,18 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 def destination_unreachable(dest: Destination) -> str | None:
     """Why this destination cannot receive files right now, or None. The one place that asks.
 
-    A settings mistake raises ConfigError (exit 2) so the run stops before listing (a listing
-    consumes exports) instead of saying "try again":
+    Two answers are settings mistakes, not outages, and raise ConfigError (exit 2) so the run stops
+    before listing (a listing consumes exports) instead of saying "try again":
+    - the server's host key is unknown or differs from HOST_KEY / KNOWN_HOSTS: trying again cannot
+      help, and connecting anyway is what the check exists to prevent;
     - the root folder is missing (`destinations.reachable`): a typo in the URL's folder would
       otherwise be created and watched by nothing (issue 12 item 8). Folders below the root that
       come from PATH_TEMPLATE are still created by the publish.
     """
     try:
         dest.connect_check()
+    except HostKeyError as exc:
+        raise ConfigError(str(exc)) from None
     except PublishError as exc:
         return str(exc)
     except Exception as exc:
@@ -346,7 +353,7 @@ def check_receivers(rt: ExportRuntime) -> list[str]:
     """Probe every destination not already known unavailable. Returns one line per destination
     when NONE can receive (the run must not list: listing consumes exports), else [].
 
-    Settings mistakes at any destination (a missing root folder) raise one ConfigError
+    Settings mistakes at any destination (missing root folder, host key) raise one ConfigError
     naming them all: the run stops before listing, even if another destination is fine, since a
     person has to fix the settings and a half-configured run would report success."""
     mistakes: list[ConfigError] = []

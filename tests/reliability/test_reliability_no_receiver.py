@@ -77,3 +77,20 @@ def test_missing_root_folder_exits_2_before_listing(rig: Rig, sftp_server) -> No
     delivered = [p for p in (sftp_server.root / "incoming" / "Encora").rglob("*") if p.is_file()]
     assert [p.parent.name for p in delivered] == ["prospect"]
 
+
+def test_changed_host_key_at_a_destination_exits_2_before_listing(rig: Rig, sftp_server) -> None:  # type: ignore[no-untyped-def]
+    """A host key that differs from the pinned one is the settings' problem (HOST_KEY / KNOWN_HOSTS),
+    not an outage: exit 2 before listing, one line naming the host and the setting."""
+    import asyncssh
+
+    uid = rig.add_export("prospect", size=2_000)
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
+    rig.env = {**rig.env, "DESTINATIONS__SLATE__HOST_KEY": f"{other[0]} {other[1]}"}
+    before = counters(rig)["list_exports"]
+    result = run_cli(rig.full_env())
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert _lines_naming(result.stderr, "127.0.0.1", "DESTINATIONS__SLATE__HOST_KEY"), output[-3000:]
+    assert counters(rig)["list_exports"] == before, "the run listed although a host key is wrong"
+    assert rig.sandbox.state.exports[uid].status == "NotDelivered"
