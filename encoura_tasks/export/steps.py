@@ -39,6 +39,11 @@ from ledger import ClaimLost, ClaimOwner, ExportRow, IntentRow, Ledger
 logger = logging.getLogger(__name__)
 
 
+TAKEN_STATUS = "taken by the importer"
+# Appended to the delivery's location in the report when the importer had taken the file.
+TAKEN_MARK = f"({TAKEN_STATUS}: an interrupted run renamed it into place and Slate imported it; delivered once)"
+
+
 class ExportRuntime:
     """Live objects for one run (API client, ledger, open destinations).
 
@@ -90,6 +95,15 @@ class ExportOutcome:
     status: str = "pending"  # delivered | failed | rejected | skipped
     deliveries: dict[str, str] = field(default_factory=dict)  # destination -> final path or error
     error: str | None = None
+
+    @property
+    def report_status(self) -> str:
+        """The status a person reads in the report: "taken by the importer" for an export delivered
+        by settling an interrupted run's rename that Slate had already imported (so nobody mistakes
+        it for a second delivery); else `status`. Counting still uses `status` ("delivered")."""
+        if self.status == "delivered" and any(v.endswith(TAKEN_MARK) for v in self.deliveries.values()):
+            return TAKEN_STATUS
+        return self.status
 
 
 class LoggedProgress(Callback):
@@ -177,10 +191,15 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
     failures: dict[str, str] = {}
     local = rt.staging_path(row.uid, row.file_name or "")
     intents = {i.destination: i for i in rt.ledger.open_intents(row.uid)}
+    taken = taken_by_importer(rt, row.uid)
     for delivery in rt.ledger.deliveries_for(row.uid):
-        if delivery.status == "delivered" or delivery.destination not in rt.destinations:
+        if delivery.destination not in rt.destinations:
             continue
         dest = rt.destinations[delivery.destination]
+        if delivery.status == "delivered":
+            if dest.name in taken:  # settled earlier (start of this run, or a run that died before finishing)
+                receipts[dest.name] = _taken_receipt(dest, delivery.relative_path or "", delivery.size, row.sha256)
+            continue
         if delivery.destination in rt.unavailable:
             failures[dest.name] = rt.unavailable[dest.name]
             rt.ledger.mark_delivery_failed(row.uid, dest.name, failures[dest.name], me=rt.owner)
@@ -249,8 +268,26 @@ def _publish_with_intent(
 SETTLED_NOTES = {
     "renamed": "an interrupted run's verified temp file was renamed into place now",
     "present": "already there, identical (an interrupted run had renamed it)",
-    "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; not sent again",
+    "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; delivered once",
 }
+
+
+def taken_by_importer(rt: ExportRuntime, uid: str) -> set[str]:
+    """Destinations where settling found the export taken by Slate's importer (the ledger's intents)."""
+    return {i.destination for i in rt.ledger.intents_for(uid) if i.status == "taken"}
+
+
+def _taken_receipt(dest: Destination, relative: str, size: int | None, sha256: str | None) -> Receipt:
+    """A receipt whose location says the importer took the file, so the run report shows it as such."""
+    return Receipt(
+        destination=dest.name,
+        final_path=f"{dest.location(relative)} {TAKEN_MARK}",
+        relative_path=relative,
+        size=size or 0,
+        sha256=sha256,
+        checksum=None,
+        already_present=True,
+    )
 
 
 def settle_intent(rt: ExportRuntime, dest: Destination, intent: IntentRow, local: Path | None) -> Receipt | None:
@@ -290,6 +327,8 @@ def settle_intent(rt: ExportRuntime, dest: Destination, intent: IntentRow, local
         note=SETTLED_NOTES[outcome],
     )
     logger.warning("Export %s -> %s: %s (%s)", intent.export_uid, dest.name, SETTLED_NOTES[outcome], receipt.final_path)
+    if outcome == "taken":
+        return _taken_receipt(dest, intent.final_path, intent.size, intent.sha256)
     return receipt
 
 
