@@ -104,12 +104,13 @@ def encoura_export(
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
             return report_state(report, failed=True)
-        blocked = start_of_run(rt, settings.state_dir, settings.state_retention_days)
+        blocked = start_of_run(rt, settings.state_dir, settings.state_retention_days, dry_run=dry_run)
         if blocked:  # nowhere to deliver: do not list (a listing hands each export out once)
             summary = "no destination is reachable; nothing was listed (try again when one is)"
             report = {"exports": [], "problems": blocked, "summary_line": summary, "exit_code": 1, "listed": False}
             return report_state(report, failed=True)
-        _sweep(rt)
+        if not dry_run:  # a dry run removes nothing at destinations either
+            _sweep(rt)
         for uid in redeliver or []:
             rt.ledger.reset_for_redelivery(uid)
             logger.info("Export %s will be fetched and delivered again", uid)

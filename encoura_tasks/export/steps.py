@@ -471,7 +471,7 @@ def remove_expired_state(rt: ExportRuntime, state_dir: Path, retention_days: flo
     return removed
 
 
-def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float) -> list[str]:
+def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float, *, dry_run: bool = False) -> list[str]:
     """Everything a run does before it may list, in order. Returns problem lines (one per
     destination) when no destination can receive: the caller must then stop without listing,
     since a listing hands exports out once and there would be nowhere to put them.
@@ -479,7 +479,21 @@ def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float) -> l
     1. settle open publish intents (before any sweep could remove a temp one of them owns);
     2. check that some destination is reachable;
     3. remove student records kept past STATE_RETENTION_DAYS.
+
+    A dry run changes nothing at destinations (nor in STATE_DIR): it only counts the open intents
+    ("N open intent(s) would be settled") and checks the destinations; the caller skips the sweep.
     """
+    if dry_run:
+        waiting = [i for i in rt.ledger.open_intents() if i.destination in rt.destinations]
+        if waiting:
+            logger.warning(
+                "Dry run: %d open publish intent(s) would be settled (left as they are: a dry run renames nothing)",
+                len(waiting),
+            )
+        blocked = check_receivers(rt)
+        for line in blocked:
+            logger.error("%s", line)
+        return blocked
     for line in settle_open_intents(rt):
         logger.info("Open publish intent %s", line)
     blocked = check_receivers(rt)

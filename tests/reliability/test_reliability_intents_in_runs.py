@@ -54,6 +54,28 @@ def _deliveries_artifact(output: str) -> list[dict[str, str]]:
     return json.loads(data) if isinstance(data, str) else data  # type: ignore[return-value]
 
 
+def test_dry_run_changes_nothing_at_destinations(rig: Rig) -> None:
+    """A run killed right before its rename leaves a verified temp and an open intent. A dry run
+    lists and reports only: the temp stays (neither renamed nor swept), the intent stays open, and
+    the run says the intent would be settled. The next real run then delivers exactly once."""
+    rig.add_export("prospect", size=2_000)
+    _killed_at(rig, "publish.before_rename@1")
+    assert len(_open_intents(rig)) == 1
+    before = {view.name: _tree(view) for view in rig.views if isinstance(view, DirView)}
+    assert any(name.rpartition("/")[2].startswith(".") for tree in before.values() for name in tree), before
+
+    result = run_cli(rig.full_env(), "--dry-run")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "1 open publish intent(s) would be settled" in output, output[-3000:]
+    assert {view.name: _tree(view) for view in rig.views if isinstance(view, DirView)} == before
+    assert len(_open_intents(rig)) == 1
+
+    assert run_cli(rig.full_env()).returncode == 0
+    assert not _open_intents(rig)
+    assert_invariants(rig)
+
+
 def test_a_file_the_importer_took_is_reported_taken_not_sent_again(
     rig: Rig, sftp_server, sftp_proxy, slate_importer
 ) -> None:  # type: ignore[no-untyped-def]
