@@ -104,12 +104,13 @@ def encoura_export(
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
             return report_state(report, failed=True)
-        blocked = start_of_run(rt, settings.state_dir, settings.state_retention_days)
+        blocked = start_of_run(rt, settings.state_dir, settings.state_retention_days, dry_run=dry_run)
         if blocked:  # nowhere to deliver: do not list (a listing hands each export out once)
             summary = "no destination is reachable; nothing was listed (try again when one is)"
             report = {"exports": [], "problems": blocked, "summary_line": summary, "exit_code": 1, "listed": False}
             return report_state(report, failed=True)
-        _sweep(rt)
+        if not dry_run:  # a dry run removes nothing at destinations either
+            _sweep(rt)
         for uid in redeliver or []:
             rt.ledger.reset_for_redelivery(uid)
             logger.info("Export %s will be fetched and delivered again", uid)
@@ -200,6 +201,7 @@ def sandbox_environment() -> Iterator[None]:
         env = dict(sandbox.env())
         if not any(k.upper().startswith("DESTINATIONS__") for k in os.environ):
             out = Path("demo-output/slate-incoming").resolve()
+            out.mkdir(parents=True, exist_ok=True)  # the demo's root; a real destination's must already exist
             env["DESTINATIONS__DEMO__URL"] = out.as_uri()
             env["DESTINATIONS__DEMO__PATH_TEMPLATE"] = "{product_key}/{filename}"
         env.setdefault("STATE_DIR", os.environ.get("STATE_DIR", str(Path(".state/sandbox"))))

@@ -6,7 +6,7 @@ works. A claim is stale when its lease has expired, when it belongs to a dead pr
 host (a killed run), or when it belongs to the same flow run id (a retry from the Prefect UI).
 
 Claims are fenced: lease times come from the database's clock (never a worker's), and every
-state-changing write for an export passes `me` and runs `WHERE claimed_by = me` in the same
+state-changing write for an export or an upload passes `me` and runs `WHERE claimed_by = me` in the same
 transaction as the write. A run that stalled past its lease (a frozen VM, a long GC pause) and lost
 the export to another run gets `ClaimLost` at its next write or rename, instead of writing anyway.
 """
@@ -736,6 +736,17 @@ class Ledger:
         with self._begin() as conn:
             self._fence(conn, uploads, "id", upload_id, me)
             conn.execute(update(uploads).where(uploads.c.id == upload_id).values(updated_at=worker_now(), **values))
+
+    def holds_upload(self, upload_id: int, me: ClaimOwner) -> bool:
+        """Renew and report: True while this run still holds the upload's claim. Asked right before a
+        call that cannot be fenced by the ledger itself (the POST that creates an Encoura record, a
+        move in the source folder), so a run that lost its claim stops before it, not after."""
+        try:
+            with self._begin() as conn:
+                self._fence(conn, uploads, "id", upload_id, me)
+        except ClaimLost:
+            return False
+        return True
 
     def release_upload(self, upload_id: int, me: ClaimOwner) -> None:
         with self._begin() as conn:

@@ -31,7 +31,7 @@ def outcome_rows(outcomes: Sequence[ExportOutcome]) -> list[dict[str, str]]:
                 # The file and where it went first: what a person scans the table for.
                 "file": o.file_name,
                 "delivered_to": "; ".join(f"{k}: {v}" for k, v in sorted(o.deliveries.items())),
-                "status": o.status,
+                "status": o.report_status,
                 "error": o.error or "",
                 "product": o.product_key,
                 "bytes": "" if o.size is None else str(o.size),

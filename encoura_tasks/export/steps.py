@@ -17,13 +17,16 @@ from pathlib import Path
 
 from fsspec.callbacks import Callback
 
+from common.errors import ConfigError, merge_config_errors
 from common.hashing import file_hexdigest
 from destinations import (
     Destination,
     DestinationUnavailable,
+    HostKeyError,
     PathContext,
     PublishError,
     Receipt,
+    reachable,
     render_path,
 )
 from encoura_tasks.api.client import PROGRESS_EVERY_BYTES, EncouraClient
@@ -34,6 +37,11 @@ from encoura_tasks.export.settings import RunSettings
 from ledger import ClaimLost, ClaimOwner, ExportRow, IntentRow, Ledger
 
 logger = logging.getLogger(__name__)
+
+
+TAKEN_STATUS = "taken by the importer"
+# Appended to the delivery's location in the report when the importer had taken the file.
+TAKEN_MARK = f"({TAKEN_STATUS}: an interrupted run renamed it into place and Slate imported it; delivered once)"
 
 
 class ExportRuntime:
@@ -87,6 +95,15 @@ class ExportOutcome:
     status: str = "pending"  # delivered | failed | rejected | skipped
     deliveries: dict[str, str] = field(default_factory=dict)  # destination -> final path or error
     error: str | None = None
+
+    @property
+    def report_status(self) -> str:
+        """The status a person reads in the report: "taken by the importer" for an export delivered
+        by settling an interrupted run's rename that Slate had already imported (so nobody mistakes
+        it for a second delivery); else `status`. Counting still uses `status` ("delivered")."""
+        if self.status == "delivered" and any(v.endswith(TAKEN_MARK) for v in self.deliveries.values()):
+            return TAKEN_STATUS
+        return self.status
 
 
 class LoggedProgress(Callback):
@@ -174,10 +191,15 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
     failures: dict[str, str] = {}
     local = rt.staging_path(row.uid, row.file_name or "")
     intents = {i.destination: i for i in rt.ledger.open_intents(row.uid)}
+    taken = taken_by_importer(rt, row.uid)
     for delivery in rt.ledger.deliveries_for(row.uid):
-        if delivery.status == "delivered" or delivery.destination not in rt.destinations:
+        if delivery.destination not in rt.destinations:
             continue
         dest = rt.destinations[delivery.destination]
+        if delivery.status == "delivered":
+            if dest.name in taken:  # settled earlier (start of this run, or a run that died before finishing)
+                receipts[dest.name] = _taken_receipt(dest, delivery.relative_path or "", delivery.size, row.sha256)
+            continue
         if delivery.destination in rt.unavailable:
             failures[dest.name] = rt.unavailable[dest.name]
             rt.ledger.mark_delivery_failed(row.uid, dest.name, failures[dest.name], me=rt.owner)
@@ -250,8 +272,26 @@ def _publish_with_intent(
 SETTLED_NOTES = {
     "renamed": "an interrupted run's verified temp file was renamed into place now",
     "present": "already there, identical (an interrupted run had renamed it)",
-    "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; not sent again",
+    "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; delivered once",
 }
+
+
+def taken_by_importer(rt: ExportRuntime, uid: str) -> set[str]:
+    """Destinations where settling found the export taken by Slate's importer (the ledger's intents)."""
+    return {i.destination for i in rt.ledger.intents_for(uid) if i.status == "taken"}
+
+
+def _taken_receipt(dest: Destination, relative: str, size: int | None, sha256: str | None) -> Receipt:
+    """A receipt whose location says the importer took the file, so the run report shows it as such."""
+    return Receipt(
+        destination=dest.name,
+        final_path=f"{dest.location(relative)} {TAKEN_MARK}",
+        relative_path=relative,
+        size=size or 0,
+        sha256=sha256,
+        checksum=None,
+        already_present=True,
+    )
 
 
 def settle_intent(rt: ExportRuntime, dest: Destination, intent: IntentRow, local: Path | None) -> Receipt | None:
@@ -291,6 +331,8 @@ def settle_intent(rt: ExportRuntime, dest: Destination, intent: IntentRow, local
         note=SETTLED_NOTES[outcome],
     )
     logger.warning("Export %s -> %s: %s (%s)", intent.export_uid, dest.name, SETTLED_NOTES[outcome], receipt.final_path)
+    if outcome == "taken":
+        return _taken_receipt(dest, intent.final_path, intent.size, intent.sha256)
     return receipt
 
 
@@ -313,6 +355,8 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
             receipt = settle_intent(rt, dest, intent, local)
             if receipt is not None:
                 lines.append(f"{intent.export_uid} -> {dest.name}: settled")
+        except HostKeyError as exc:
+            raise ConfigError(str(exc)) from None  # a settings mistake: stop before listing (exit 2)
         except DestinationUnavailable as exc:
             rt.unavailable[dest.name] = str(exc)
             if intent.temp_path:
@@ -329,27 +373,46 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 def destination_unreachable(dest: Destination) -> str | None:
     """Why this destination cannot receive files right now, or None. The one place that asks.
 
-    Only the connection is checked here: `destinations.reachable` also refuses a missing root
-    folder (ConfigError, exit 2, issue 12 item 8), which the flow and its tests do not expect yet;
-    swapping this body for `return reachable(dest)` enables that once they do."""
+    Two answers are settings mistakes, not outages, and raise ConfigError (exit 2) so the run stops
+    before listing (a listing consumes exports) instead of saying "try again":
+    - the server's host key is unknown or differs from HOST_KEY / KNOWN_HOSTS: trying again cannot
+      help, and connecting anyway is what the check exists to prevent;
+    - the root folder is missing (`destinations.reachable`): a typo in the URL's folder would
+      otherwise be created and watched by nothing (issue 12 item 8). Folders below the root that
+      come from PATH_TEMPLATE are still created by the publish.
+    """
     try:
         dest.connect_check()
+    except HostKeyError as exc:
+        raise ConfigError(str(exc)) from None
     except PublishError as exc:
         return str(exc)
     except Exception as exc:
         return f"{dest.name}: {type(exc).__name__}: {exc} ({dest.describe()})"
-    return None
+    return reachable(dest)  # connected (cached): now the root folder, ConfigError when it is missing
 
 
 def check_receivers(rt: ExportRuntime) -> list[str]:
     """Probe every destination not already known unavailable. Returns one line per destination
-    when NONE can receive (the run must not list: listing consumes exports), else []."""
+    when NONE can receive (the run must not list: listing consumes exports), else [].
+
+    Settings mistakes at any destination (missing root folder, host key) raise one ConfigError
+    naming them all: the run stops before listing, even if another destination is fine, since a
+    person has to fix the settings and a half-configured run would report success."""
+    mistakes: list[ConfigError] = []
     for name, dest in sorted(rt.destinations.items()):
         if name in rt.unavailable:
             continue
-        why = destination_unreachable(dest)
+        try:
+            why = destination_unreachable(dest)
+        except ConfigError as exc:
+            mistakes.append(exc)
+            continue
         if why is not None:
             rt.unavailable[name] = why
+    merged = merge_config_errors(mistakes)
+    if merged is not None:
+        raise merged
     if rt.destinations and set(rt.unavailable) >= set(rt.destinations):
         return [f"Destination {name} is unreachable: {rt.unavailable[name]}" for name in sorted(rt.destinations)]
     return []
@@ -412,7 +475,7 @@ def remove_expired_state(rt: ExportRuntime, state_dir: Path, retention_days: flo
     return removed
 
 
-def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float) -> list[str]:
+def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float, *, dry_run: bool = False) -> list[str]:
     """Everything a run does before it may list, in order. Returns problem lines (one per
     destination) when no destination can receive: the caller must then stop without listing,
     since a listing hands exports out once and there would be nowhere to put them.
@@ -420,7 +483,21 @@ def start_of_run(rt: ExportRuntime, state_dir: Path, retention_days: float) -> l
     1. settle open publish intents (before any sweep could remove a temp one of them owns);
     2. check that some destination is reachable;
     3. remove student records kept past STATE_RETENTION_DAYS.
+
+    A dry run changes nothing at destinations (nor in STATE_DIR): it only counts the open intents
+    ("N open intent(s) would be settled") and checks the destinations; the caller skips the sweep.
     """
+    if dry_run:
+        waiting = [i for i in rt.ledger.open_intents() if i.destination in rt.destinations]
+        if waiting:
+            logger.warning(
+                "Dry run: %d open publish intent(s) would be settled (left as they are: a dry run renames nothing)",
+                len(waiting),
+            )
+        blocked = check_receivers(rt)
+        for line in blocked:
+            logger.error("%s", line)
+        return blocked
     for line in settle_open_intents(rt):
         logger.info("Open publish intent %s", line)
     blocked = check_receivers(rt)

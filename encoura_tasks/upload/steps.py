@@ -32,7 +32,7 @@ from encoura_tasks.api.errors import EncouraAuthError, EncouraError
 from encoura_tasks.upload.settings import UploadSettings
 from encoura_tasks.upload.source import SourceFile, UploadSource, candidate_names, clear_dir
 from encoura_tasks.upload.validation import validate_upload_file
-from ledger import ClaimOwner, Ledger, UploadRow
+from ledger import ClaimLost, ClaimOwner, Ledger, UploadRow
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ MAX_POLL_ERRORS = 5
 STAGING_MAX_AGE_SECONDS = 2 * 24 * 3600  # longer than any run polls
 # Outcome statuses that make the run exit 1.
 PROBLEM_STATUSES = frozenset(
-    {"invalid", "failure", "canceled", "needs_person", "timed_out", "error", "previously_failed"}
+    {"invalid", "failure", "canceled", "needs_person", "timed_out", "error", "previously_failed", "claim_lost"}
 )
 
 
@@ -62,7 +62,7 @@ class UploadOutcome:
     encoura_file_id: str | None = None
     status: str = "pending"
     # done | already_uploaded | would_upload | skipped | invalid | failure | canceled | needs_person
-    # | timed_out | error | previously_failed
+    # | timed_out | error | previously_failed | claim_lost
     error: str | None = None
     moved_to: str | None = None
     encoura_status: str | None = None
@@ -164,18 +164,31 @@ def sweep_staging(staging_dir: Path, *, older_than: float = STAGING_MAX_AGE_SECO
     return removed
 
 
+# ----------------------------------------------------------------------------- fencing
+def require_claim(rt: UploadRuntime, row: UploadRow, before: str) -> None:
+    """ClaimLost unless this run still holds the upload's claim (renewing it).
+
+    Ledger writes are fenced by the ledger itself (`update_upload(..., me=)`); this is for the steps
+    the ledger cannot fence: the POST that creates an Encoura record and the moves in the source
+    folder. A worker that stalled past CLAIM_TTL_SECONDS while another run took the upload over must
+    stop before them, or the file would be sent (or moved) twice."""
+    if not rt.ledger.holds_upload(row.id, rt.owner):
+        raise ClaimLost("upload", f"{row.name} (ledger id {row.id}, before {before})", rt.owner)
+
+
 # ----------------------------------------------------------------------------- Encoura calls
 def create_and_send(rt: UploadRuntime, row: UploadRow, staged: Path, name: str) -> str:
     """Create a record and send the bytes once. The file id is saved before the send starts, so a
     crash mid-send is resolved next run by asking Encoura, not by sending again blindly."""
     s = rt.settings
+    require_claim(rt, row, "creating an Encoura file record")
     ticket = rt.api.create_upload(
         file_name=name, product_type=s.product_type, data_source=s.data_source, description=s.description
     )
-    rt.ledger.update_upload(row.id, status="sending", encoura_file_id=ticket.id, error=None)
+    rt.ledger.update_upload(row.id, me=rt.owner, status="sending", encoura_file_id=ticket.id, error=None)
     logger.info("%s: Encoura file record %s created; sending %d bytes", name, ticket.id, row.size)
     rt.api.send_upload(ticket, staged, file_name=name)
-    rt.ledger.update_upload(row.id, status="uploaded")
+    rt.ledger.update_upload(row.id, me=rt.owner, status="uploaded")
     logger.info("%s: received by Encoura's storage (HTTP 204)", name)
     return ticket.id
 
@@ -221,7 +234,7 @@ def poll(
             return
         last = status
         error = body.get("error") if body is not None else None
-        rt.ledger.update_upload(row.id, status=status, error=str(error)[:2000] if error else None)
+        rt.ledger.update_upload(row.id, me=rt.owner, status=status, error=str(error)[:2000] if error else None)
         logger.info("%s: Encoura status %s", row.name, status)
         if on_status is not None:
             on_status(status)
@@ -254,23 +267,25 @@ def archive_done(rt: UploadRuntime, row: UploadRow, item: SourceFile | None, out
     """Move the source into processed/, but only if it still holds the bytes Encoura confirmed."""
     s = rt.settings
     if item is None:
-        rt.ledger.update_upload(row.id, status="archived", archived_to="(source file no longer present)")
+        rt.ledger.update_upload(row.id, me=rt.owner, status="archived", archived_to="(source file no longer present)")
         outcome.error = "processed by Encoura; the source file was no longer there to archive"
         return
     now = rt.source.fingerprint(item.relative, rt.work_dir)
     if now is None:
         moved = rt.source.find_moved(item.relative, s.archive_dir, size=row.size, sha256=row.sha256,
                                      work_dir=rt.work_dir)
-        rt.ledger.update_upload(row.id, status="archived", archived_to=moved or "(source file no longer present)")
+        where = moved or "(source file no longer present)"
+        rt.ledger.update_upload(row.id, me=rt.owner, status="archived", archived_to=where)
         outcome.moved_to = moved
         return
     if now != (row.size, row.sha256):
         note = "(left in place: the file changed after it was sent; the new content is sent next run)"
-        rt.ledger.update_upload(row.id, status="archived", archived_to=note)
+        rt.ledger.update_upload(row.id, me=rt.owner, status="archived", archived_to=note)
         outcome.error = note.strip("()")
         return
+    require_claim(rt, row, "archiving the source file")
     moved = rt.source.move(item.relative, s.archive_dir, sha256=row.sha256)
-    rt.ledger.update_upload(row.id, status="archived", archived_to=moved)
+    rt.ledger.update_upload(row.id, me=rt.owner, status="archived", archived_to=moved)
     outcome.moved_to = moved
     logger.info("%s: archived to %s", row.name, rt.source.location(moved))
 
@@ -282,7 +297,7 @@ def move_to_failed(
     """failure/canceled: the error note first (so a moved file always has its reason), then the file."""
     final_status = "failed" if status == "failure" else "canceled"
     if item is None:
-        rt.ledger.update_upload(row.id, status=final_status, archived_to="(source file no longer present)")
+        rt.ledger.update_upload(row.id, me=rt.owner, status=final_status, archived_to="(source file no longer present)")
         return
     now = rt.source.fingerprint(item.relative, rt.work_dir)
     if now != (row.size, row.sha256):
@@ -290,9 +305,10 @@ def move_to_failed(
         if now is None:
             where = rt.source.find_moved(item.relative, rt.settings.failed_dir, size=row.size, sha256=row.sha256,
                                          work_dir=rt.work_dir) or where
-        rt.ledger.update_upload(row.id, status=final_status, archived_to=where)
+        rt.ledger.update_upload(row.id, me=rt.owner, status=final_status, archived_to=where)
         outcome.moved_to = where
         return
+    require_claim(rt, row, "moving the source file to failed/")
     target_dir = rt.source.target_folder(item.relative, rt.settings.failed_dir)
     note_text = _error_note(row, file_id, status, error)
     # The note is named after the first free name the file will get, so the pair stays together.
@@ -307,7 +323,7 @@ def move_to_failed(
         except Exception as exc:
             logger.warning("%s: could not save the error note (%s)", row.name, redact_text(str(exc)))
     moved = rt.source.move(item.relative, rt.settings.failed_dir, sha256=row.sha256)
-    rt.ledger.update_upload(row.id, status=final_status, archived_to=moved)
+    rt.ledger.update_upload(row.id, me=rt.owner, status=final_status, archived_to=moved)
     outcome.moved_to = moved
     logger.info("%s: moved to %s", row.name, rt.source.location(moved))
 
@@ -363,7 +379,22 @@ def drive(
     rt: UploadRuntime, row: UploadRow, item: SourceFile | None, staged: Path | None, outcome: UploadOutcome,
     *, on_status: StatusCallback | None = None,
 ) -> None:
-    """Advance one claimed upload as far as it goes this run, from wherever the ledger says it is."""
+    """Advance one claimed upload as far as it goes this run, from wherever the ledger says it is.
+
+    A run that lost the claim (it stalled past CLAIM_TTL_SECONDS and another run took the upload
+    over) stops at its next POST, move or ledger write, and says so: the other run finishes the file.
+    Reported as `claim_lost` (exit 1), never as done."""
+    try:
+        _advance(rt, row, item, staged, outcome, on_status=on_status)
+    except ClaimLost as exc:
+        outcome.status, outcome.error = "claim_lost", str(exc)
+        logger.error("%s: claim lost, stopped before sending, moving or recording anything more: %s", row.name, exc)
+
+
+def _advance(
+    rt: UploadRuntime, row: UploadRow, item: SourceFile | None, staged: Path | None, outcome: UploadOutcome,
+    *, on_status: StatusCallback | None = None,
+) -> None:
     if settled(row):
         _finish_settled(row, outcome)
         return
@@ -375,7 +406,7 @@ def drive(
             if staged is None:
                 # Never sent and its file is gone: forget the record (not settle it), so the same file
                 # is sent normally if it ever reappears.
-                rt.ledger.update_upload(row.id, status="new", encoura_file_id=None)
+                rt.ledger.update_upload(row.id, me=rt.owner, status="new", encoura_file_id=None)
                 outcome.status = "skipped"
                 outcome.error = "was never sent and its source file is gone; it is sent if it reappears"
                 return

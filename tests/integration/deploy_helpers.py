@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from prefect import get_client
@@ -32,6 +33,9 @@ def export_env(sb: SandboxServer, state_dir: Path, destinations: dict[str, str],
     env["TASK_RETRY_DELAY_SECONDS"] = "0"
     for name, url in destinations.items():
         env[f"DESTINATIONS__{name.upper()}__URL"] = url
+        folder = Path(unquote(urlsplit(url).path)) if url.startswith("file://") else None
+        if folder is not None and not folder.exists():
+            folder.mkdir(parents=True)  # a destination's root must exist (a missing one is refused, exit 2)
     env.update(extra)
     return env
 

@@ -32,12 +32,16 @@ def test_retry_of_failed_run_delivers_only_the_rest(
 ) -> None:
     uids = [encoura_sandbox.add_export("prospect", f"retry-{i}.csv", seed=i) for i in range(3)]
     share, nas = tmp_path / "share", tmp_path / "nas"
-    nas.write_text("not a folder: the NAS mount is missing")  # destination down
+    # Destination down: every file's folder on the NAS is blocked (its root exists, or the run would
+    # stop at once as misconfigured, exit 2).
+    nas.mkdir()
+    (nas / "prospect").write_text("not a folder: the NAS share is broken")
     env = export_env(
         encoura_sandbox,
         tmp_path / "state",
         {"share": share.as_uri(), "nas": nas.as_uri()},
         ENCOURA_PRODUCT_KEYS="prospect",
+        DESTINATIONS__NAS__PATH_TEMPLATE="{product_key}/{filename}",
         TASK_RETRIES="0",
         PREFECT_RESULTS_PERSIST_BY_DEFAULT=str(persist_results).lower(),
         PREFECT_LOCAL_STORAGE_PATH=str(tmp_path / "results"),
@@ -48,7 +52,7 @@ def test_retry_of_failed_run_delivers_only_the_rest(
     flow_run_id = parse_marker(first.stdout, "FLOW_RUN_ID")
     assert sorted(p.name for p in share.iterdir()) == [f"retry-{i}.csv" for i in range(3)]
 
-    nas.unlink()  # the NAS is back
+    (nas / "prospect").unlink()  # the NAS is back
     retry = subprocess.run(
         [sys.executable, "-m", "prefect", "flow-run", "retry", flow_run_id, "--entrypoint",
          "flows/encoura_export.py:encoura_export"],

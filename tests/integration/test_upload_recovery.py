@@ -243,3 +243,85 @@ def test_overlapping_run_leaves_a_file_in_flight_to_the_run_sending_it(
     finally:
         first.kill()
         first.communicate()
+
+
+def _dead_pid() -> int:
+    """A pid on this host that no process has any more: a claim holder that looks like a frozen or
+    killed worker, so another run may take its claim over at once (no waiting out a lease)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'state').resolve()}/ledger.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.mark.parametrize("when", ["before the record is created", "while polling"])
+def test_a_run_that_lost_its_upload_claim_stops_before_its_next_post_move_or_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxServer, ledger_url: str, when: str
+) -> None:
+    """Upload fencing: run A stalls, run B takes the upload's claim over; when A goes on, it neither
+    creates an Encoura record (POST), nor records a status, nor archives the file: `claim_lost`."""
+    import socket
+
+    from encoura_tasks.upload import steps
+    from flows.encoura_upload import upload_runtime
+
+    folder = tmp_path / "outgoing"
+    folder.mkdir()
+    (folder / "enrollment_fenced.csv").write_bytes(CSV)
+    env = {**upload_env(sandbox, tmp_path / "state"), "UPLOAD_SOURCE": f"{folder.as_uri()}/*.csv",
+           "LEDGER_URL": ledger_url}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    frozen = ClaimOwner(socket.gethostname(), _dead_pid(), "frozen-run")
+    other_run = ClaimOwner.current("taking-over-run")
+    with upload_runtime(dry_run=False) as (runtimes, _):
+        rt = runtimes[0]
+        rt.owner = frozen  # run A
+        rt.api.login()
+        (item,) = rt.source.list_files()
+        staged, size, digest = steps.stage(rt, item)
+
+        def take_over(*_: object) -> None:
+            taken = rt.ledger.claim_upload(
+                source=rt.source.location(item.relative), name=item.name, sha256=digest, size=size,
+                product_type="enrollment", me=other_run,
+            )
+            assert taken is not None, "run B could not take the upload over"
+
+        row = rt.ledger.claim_upload(
+            source=rt.source.location(item.relative), name=item.name, sha256=digest, size=size,
+            product_type="enrollment", me=frozen,
+        )
+        assert row is not None
+        outcome = steps.UploadOutcome(file=item.relative, size=size)
+        if when == "before the record is created":
+            take_over()
+            steps.drive(rt, row, item, staged, outcome)
+        else:  # after A recorded its first Encoura status; the next status write must be refused
+            seen: list[str] = []
+
+            def on_status(status: str) -> None:
+                if not seen:
+                    take_over()
+                seen.append(status)
+
+            steps.drive(rt, row, item, staged, outcome, on_status=on_status)
+            assert len(seen) == 1, f"run A recorded statuses after losing its claim: {seen}"
+        after = rt.ledger.find_upload(sha256=digest, name=item.name, product_type="enrollment")
+
+    assert outcome.status == "claim_lost", (outcome.status, outcome.error)
+    assert outcome.is_problem and "lost its claim" in (outcome.error or "")
+    assert [p.name for p in folder.iterdir()] == ["enrollment_fenced.csv"], "run A moved the source file"
+    assert after is not None and after.status != "archived"
+    if when == "before the record is created":
+        assert sandbox.state.counters["upload_create"] == 0, "run A created an Encoura record after losing its claim"
+        assert after.status == "new" and after.encoura_file_id is None
+    else:
+        assert sandbox.state.counters["upload_create"] == 1
+        assert after.status not in ("done", "archived")

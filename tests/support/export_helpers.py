@@ -34,7 +34,11 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def sftp_destination_env(name: str, server: Any, path: str = "/incoming") -> dict[str, str]:
+def sftp_destination_env(name: str, server: Any, path: str = "/incoming", *, create: bool = True) -> dict[str, str]:
+    """Env for an SFTP destination on the test server; its root folder is made first (`create`), as
+    an operator would: a missing root is a settings error the run refuses (exit 2)."""
+    if create:
+        (server.root / path.strip("/")).mkdir(parents=True, exist_ok=True)
     prefix = f"DESTINATIONS__{name.upper()}__"
     return {
         prefix + "URL": server.url(path),
@@ -43,7 +47,13 @@ def sftp_destination_env(name: str, server: Any, path: str = "/incoming") -> dic
     }
 
 
-def local_destination_env(name: str, folder: Path, template: str | None = None) -> dict[str, str]:
+def local_destination_env(
+    name: str, folder: Path, template: str | None = None, *, create: bool = True
+) -> dict[str, str]:
+    """Env for a local-folder destination; the folder is made first unless something (a test's
+    deliberate file, say) is already there, or `create=False` (a missing root is refused, exit 2)."""
+    if create and not folder.exists():
+        folder.mkdir(parents=True)
     prefix = f"DESTINATIONS__{name.upper()}__"
     env = {prefix + "URL": folder.as_uri()}
     if template:
