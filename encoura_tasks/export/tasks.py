@@ -1,8 +1,10 @@
 """Prefect tasks for the Encoura export: log in, list (and record at once), deliver one export.
 
-Tasks take ids plus the run's `ExportRuntime` (an opaque object, never hashed: NO_CACHE) and
-rely on the ledger, not on Prefect result persistence, for idempotency; so a flow retried from
-the UI re-runs them safely and finishes only what is left.
+Tasks take plain values only (product keys, export uids): Prefect records task parameters, and a
+live client or ledger has no place there. Each finds the run's `ExportRuntime` with
+`common.runtime.current`, which the flow provides. They rely on the ledger, not on Prefect result
+persistence (NO_CACHE), for idempotency; so a flow retried from the UI re-runs them safely and
+finishes only what is left.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
 from common.events import emit_export_delivered
+from common.runtime import current
 from common.task_retry import retry_only
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
 from encoura_tasks.export import steps as export_steps
@@ -46,12 +49,13 @@ class LoginOutcome:
 
 
 @task(name="encoura-login", cache_policy=NO_CACHE)
-def login(rt: ExportRuntime) -> LoginOutcome:
+def login() -> LoginOutcome:
     """Log in once up front: wrong credentials stop the run with one clear error and one attempt.
 
     A refused login is an outcome, not a crash: it is reported without a traceback, since the fix
     is in the settings, not in the code.
     """
+    rt = current(ExportRuntime)
     try:
         orgs = rt.client.login()
     except (EncouraAuthError, ConfigError) as exc:
@@ -79,12 +83,13 @@ def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:
 
 
 @task(name="list-exports", cache_policy=NO_CACHE)
-def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
+def list_and_record(product_key: str) -> ListingOutcome:
     """List NotDelivered exports and record them in the same breath: listing consumes them.
 
     `product_key` "" (ALL_PRODUCTS) lists every product in one call, which is what a run configured
     for all products does: one round trip instead of eight.
     """
+    rt = current(ExportRuntime)
     logger = get_run_logger()
     what = product_key or "all products"
     outcome = ListingOutcome(product_key=product_key)
@@ -130,8 +135,9 @@ def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
 
 
 @task(name="deliver-export", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient, task_run_name="deliver-{uid}")
-def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
+def deliver_export(uid: str) -> ExportOutcome:
     """Stage one export (fresh URL, bounded-memory download) and publish it to every destination."""
+    rt = current(ExportRuntime)
     logger = get_run_logger()
     row = rt.ledger.get_export(uid)
     outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
