@@ -28,8 +28,8 @@ from pathlib import Path
 from canvas_tasks.api.client import CanvasSisClient
 from canvas_tasks.api.errors import CanvasAPIError
 from canvas_tasks.api.models import SisImport
+from canvas_tasks.sis_import.runtime import make_client, run_dir
 from canvas_tasks.sis_import.settings import load_canvas_settings
-from canvas_tasks.sis_import.tasks import make_client, run_dir
 from common import exit_codes
 from common.cli import run_cli
 from common.errors import ConfigError

@@ -7,7 +7,6 @@ second import. HTTP-level retries that are provably safe happen inside the trans
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -22,11 +21,11 @@ from pydantic import BaseModel
 from canvas_tasks.api.client import CanvasSisClient
 from canvas_tasks.api.errors import CanvasAPIError, CanvasRefused, SubmitOutcomeUnknown
 from canvas_tasks.api.models import FAILED_STATES, Outcome, SisImport
-from canvas_tasks.api.transport import RetryPolicy
 from canvas_tasks.sis_import.options import ImportOptions
 from canvas_tasks.sis_import.packaging import Package, package_input
 from canvas_tasks.sis_import.report import counts_table, messages_table, summary_markdown
-from canvas_tasks.sis_import.settings import CanvasSettings, load_canvas_settings
+from canvas_tasks.sis_import.runtime import make_client, run_dir
+from canvas_tasks.sis_import.settings import load_canvas_settings
 from canvas_tasks.sis_import.submissions import SubmissionStore, submission_key
 from canvas_tasks.sis_import.watch import describe_progress, outcome_for, watch_until_done
 from common.errors import ConfigError
@@ -34,20 +33,6 @@ from common.redaction import redact_url
 
 ARTIFACT_PREFIX = "canvas-sis-import"
 CLOCK_SKEW = timedelta(minutes=2)  # margin between our clock and Canvas's created_at
-
-
-def make_client(settings: CanvasSettings) -> CanvasSisClient:
-    return CanvasSisClient(
-        settings.base_url,
-        settings.account_id,
-        settings.token,
-        retry=RetryPolicy(attempts=settings.retry_attempts, backoff=settings.retry_backoff),
-        ca_bundle=settings.ca_bundle,
-    )
-
-
-def run_dir(settings: CanvasSettings, import_id: int) -> Path:
-    return settings.state_dir / "canvas" / str(import_id)
 
 
 @task(name="package-sis-input", cache_policy=NONE)
