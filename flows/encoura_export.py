@@ -28,7 +28,8 @@ from encoura_tasks.export.report import Progress, outcome_rows, print_console_re
 from encoura_tasks.export.runtime import export_runtime, sweep
 from encoura_tasks.export.settings import load_export_settings
 from encoura_tasks.export.steps import ExportOutcome, start_of_run
-from encoura_tasks.export.tasks import deliver_export, list_and_record, login
+from encoura_tasks.export.tasks import deliver_export, list_and_record
+from encoura_tasks.session import encoura_login
 from ledger.store import ALL_PRODUCTS, ExportRow
 
 
@@ -44,10 +45,10 @@ def encoura_export(
     unknown = [k for k in product_keys or [] if k not in PRODUCT_KEYS]
     if unknown:
         raise ConfigError(f"--product-key: unknown product key(s) {unknown}; known: {', '.join(PRODUCT_KEYS)}")
-    with export_runtime() as rt, provide(rt):
+    with export_runtime() as rt, provide(rt), provide(rt.client):
         keys = product_keys or rt.client.settings.product_keys
         settings = rt.settings
-        signed_in = login()
+        signed_in = encoura_login()
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
             return report_state(report, failed=True)

@@ -27,10 +27,11 @@ from common.run_context import ends_in_one_line, finish_cli_run, report_state
 from common.runtime import provide
 from encoura_tasks.export.report import Progress
 from encoura_tasks.export.settings import RunSettings
+from encoura_tasks.session import encoura_login
 from encoura_tasks.upload.report import outcome_rows, print_upload_report, publish_upload_report, summary_line
 from encoura_tasks.upload.runtime import load_upload_config, upload_runtime
 from encoura_tasks.upload.steps import UploadOutcome, UploadRuntime, select_orphans
-from encoura_tasks.upload.tasks import list_source, login, resume_upload, upload_file
+from encoura_tasks.upload.tasks import list_source, resume_upload, upload_file
 
 
 def _error_outcome(rt: UploadRuntime, name: str, exc: BaseException) -> UploadOutcome:
@@ -47,7 +48,11 @@ def encoura_upload(dry_run: bool = False):
     with upload_runtime(dry_run=dry_run) as run, provide(run):
         runtimes, run_settings = run.runtimes, run.run_settings
         if not dry_run:
-            login()  # one client, one login for every source
+            with provide(run.api):
+                signed_in = encoura_login()  # one client, one login for every source
+            if signed_in.error:  # wrong credentials: one line, exit 2, nothing listed or sent
+                report = {"files": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
+                return report_state(report, failed=True)
         outcomes: list[UploadOutcome] = []
         for rt in runtimes:
             outcomes += _upload_one_source(rt, run_settings, dry_run=dry_run, logger=logger)

@@ -1,4 +1,6 @@
-"""Prefect tasks for the Encoura export: log in, list (and record at once), deliver one export.
+"""Prefect tasks for the Encoura export: list (and record at once), deliver one export.
+
+The login is `encoura_tasks.session.encoura_login`, shared with the upload.
 
 Tasks take plain values only (product keys, export uids): Prefect records task parameters, and a
 live client or ledger has no place there. Each finds the run's `ExportRuntime` with
@@ -40,31 +42,6 @@ _retry_transient = retry_only(
     permanent=(EncouraAuthError, ExportRejected, ConfigError, ClaimLost),
     transient=(DownloadError, EncouraResponseError, EncouraError, OSError),
 )
-
-
-@dataclass
-class LoginOutcome:
-    organizations: list[str] = field(default_factory=list)
-    error: str | None = None  # a user-fixable problem (credentials, organization choice)
-
-
-@task(name="encoura-login", cache_policy=NO_CACHE)
-def login() -> LoginOutcome:
-    """Log in once up front: wrong credentials stop the run with one clear error and one attempt.
-
-    A refused login is an outcome, not a crash: it is reported without a traceback, since the fix
-    is in the settings, not in the code.
-    """
-    rt = current(ExportRuntime)
-    try:
-        orgs = rt.client.login()
-    except (EncouraAuthError, ConfigError) as exc:
-        message = exc.render() if isinstance(exc, ConfigError) else f"Encoura login failed: {exc}"
-        get_run_logger().error("%s", message)
-        return LoginOutcome(error=message)
-    org = rt.client.auth.organization
-    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
-    return LoginOutcome(organizations=[o.uid for o in orgs])
 
 
 def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:

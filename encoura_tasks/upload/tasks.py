@@ -1,4 +1,6 @@
-"""Prefect tasks for the Encoura upload: log in, list the source, one task per file, resume orphans.
+"""Prefect tasks for the Encoura upload: list the source, one task per file, resume orphans.
+
+The login is `encoura_tasks.session.encoura_login`, shared with the export.
 
 Idempotency lives in the ledger, not in Prefect's result cache (NO_CACHE): a task retry re-enters
 `upload_steps.drive`, which reads the ledger first, so a retry after the record was created or the
@@ -59,16 +61,6 @@ class StatusProgress:
                 update_progress_artifact(self.artifact_id, progress=progress, description=description)
         except Exception as exc:  # a report must never break an upload
             get_run_logger().debug("progress artifact not updated: %s", type(exc).__name__)
-
-
-@task(name="encoura-login", cache_policy=NO_CACHE)
-def login() -> str | None:
-    """Log in once up front: wrong credentials stop the run with one clear error before any file moves."""
-    api = current(UploadRun).api
-    api.login()
-    org = api.auth.organization
-    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
-    return org.uid if org else None
 
 
 @task(name="list-upload-source", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,

@@ -188,6 +188,28 @@ def test_each_final_status_and_exact_multipart(
     assert "needs_person" in out.out and "canceled" in out.out
 
 
+def test_wrong_credentials_one_clear_error_one_login_attempt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """The upload starts with the same `encoura-login` task as the export: refused once, exit 2, nothing sent."""
+    folder = tmp_path / "share" / "outgoing"
+    folder.mkdir(parents=True)
+    (folder / "enrollment_ok.csv").write_bytes(CSV)
+    env = {
+        **upload_env(sandbox, tmp_path / "state"),
+        "UPLOAD_SOURCE": f"{folder.as_uri()}/enrollment_*",
+        "ENCOURA_PASSWORD": "wrong-password",
+    }
+    assert run(monkeypatch, env) == exit_codes.CONFIG_ERROR
+    out = capsys.readouterr()
+    assert "Encoura refused the login" in out.err
+    assert "Traceback" not in out.out + out.err
+    assert "wrong-password" not in out.out + out.err
+    assert sandbox.state.login_attempts == 1
+    assert sandbox.state.counters["upload_create"] == 0
+    assert (folder / "enrollment_ok.csv").read_bytes() == CSV  # not moved
+
+
 def test_invalid_files_refused_before_any_upload_call(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, sandbox: SandboxServer,
     source: Source,

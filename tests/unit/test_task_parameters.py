@@ -117,3 +117,9 @@ def test_live_objects_are_not_plain(live: object) -> None:
 def test_plain_records_are_plain() -> None:
     assert why_not_plain(dict[str, list[int]] | None) is None
     assert why_not_plain(Path) is None
+
+
+def test_one_task_per_name() -> None:
+    """One task per job step: the export and the upload share `encoura-login` rather than each defining one."""
+    names = [t.name for t in TASKS]
+    assert sorted(n for n in names if names.count(n) > 1) == []
