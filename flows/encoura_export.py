@@ -21,10 +21,11 @@ from common.environ import patched_environ
 from common.errors import ConfigError
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
+from common.report import Progress
 from common.run_context import ends_in_one_line, finish_cli_run, report_state
 from common.runtime import provide
 from encoura_tasks.api.settings import PRODUCT_KEYS
-from encoura_tasks.export.report import Progress, outcome_rows, print_console_report, publish_export_report
+from encoura_tasks.export.report import outcome_rows, print_console_report, publish_export_report
 from encoura_tasks.export.runtime import export_runtime, sweep
 from encoura_tasks.export.settings import load_export_settings
 from encoura_tasks.export.steps import ExportOutcome, start_of_run

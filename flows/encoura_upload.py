@@ -23,9 +23,9 @@ from common.cli import run_cli
 from common.environ import patched_environ
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_text
+from common.report import Progress
 from common.run_context import ends_in_one_line, finish_cli_run, report_state
 from common.runtime import provide
-from encoura_tasks.export.report import Progress
 from encoura_tasks.export.settings import RunSettings
 from encoura_tasks.session import encoura_login
 from encoura_tasks.upload.report import outcome_rows, print_upload_report, publish_upload_report, summary_line
