@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from prefect import task
+from prefect import get_client, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
@@ -26,6 +27,32 @@ from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraErr
 from encoura_tasks.export import steps as export_steps
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
 from ledger import ClaimLost
+
+
+def delivery_run_name(product_key: str, file_name: str | None, uid: str) -> str:
+    """What a person reads in the UI for one delivery: product, file, then the uid that makes it unique."""
+    return f"{product_key} {file_name or 'export'} ({uid})"
+
+
+def name_after_staging(product_key: str, file_name: str, uid: str) -> None:
+    """On a first run the file name comes with the download URL, after the task run was named
+    `<product> export (<uid>)`: rename the running task run once the name is known.
+
+    A cosmetic step: any failure is logged at debug and never fails the delivery.
+    """
+    ctx = TaskRunContext.get()
+    name = delivery_run_name(product_key, file_name, uid)
+    if ctx is None or ctx.task_run.name == name:
+        return
+    # The engine reports every later state as an event carrying this TaskRun, name included, and the
+    # server records those events as they arrive: rename the run's own copy first, so the next state
+    # event carries the new name even if the PATCH below comes before the server has the task run.
+    ctx.task_run.name = name
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_task_run_name(ctx.task_run.id, name)  # shown at once, not only at the next state
+    except Exception as exc:
+        get_run_logger().debug("Task run for export %s not renamed yet: %s", uid, type(exc).__name__)
 
 
 @dataclass
@@ -140,6 +167,7 @@ def deliver_export(uid: str) -> ExportOutcome:
             rt.ledger.mark_export_error(uid, str(exc), me=rt.owner)
             raise
         outcome.file_name, outcome.size, outcome.sha256 = row.file_name or "", row.size, row.sha256
+        name_after_staging(row.product_key, outcome.file_name, uid)
         try:
             receipts, failures = export_steps.publish_everywhere(rt, row)
             finalized = export_steps.finalize(rt, row)
