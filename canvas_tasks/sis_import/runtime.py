@@ -11,7 +11,7 @@ from pathlib import Path
 from canvas_tasks.api.client import CanvasSisClient
 from canvas_tasks.api.transport import RetryPolicy
 from canvas_tasks.sis_import.options import ImportOptions
-from canvas_tasks.sis_import.packaging import package_input
+from canvas_tasks.sis_import.packaging import check_input
 from canvas_tasks.sis_import.settings import CanvasSettings, load_canvas_settings
 
 
@@ -34,6 +34,6 @@ def preflight(source: str, options: ImportOptions) -> None:
     exit 2 (no traceback, nothing uploaded). The only request is a read of the account."""
     settings = load_canvas_settings()
     settings.token()  # resolves a prefect-secret: reference now, so a missing block is a config error
-    package_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension, dry_run=True)
+    check_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension)
     with make_client(settings) as client:  # a read-only request: is the token good, is this the root account?
         client.check_root_account()
