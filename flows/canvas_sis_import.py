@@ -30,6 +30,7 @@ from canvas_tasks.sis_import.tasks import (
 )
 from common import exit_codes
 from common.cli import run_cli
+from common.commands import parse_command_line
 from common.environ import patched_environ
 from common.errors import ConfigError
 from common.redaction import quiet_noisy_loggers, redact_text
@@ -156,13 +157,7 @@ _OPTION_NAMES = ("import_type", "extension", *_BOOL_OPTIONS, *VALUE_FIELDS)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage message
-        if exc.code in (0, None):
-            raise
-        raise ConfigError("see the usage above", heading="Invalid command line") from None
+    args = parse_command_line(build_parser(), argv)
     problems = []
     if args.poll_interval <= 0:
         problems.append("--poll-interval must be greater than 0")

@@ -17,12 +17,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from common import exit_codes
 from common.cli import run_cli
+from common.commands import run_flow_command
 from common.environ import patched_environ
 from common.errors import ConfigError
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
 from common.report import Progress
-from common.run_context import ends_in_one_line, finish_cli_run, report_state
+from common.run_context import ends_in_one_line, report_state
 from common.runtime import provide
 from encoura_tasks.api.settings import PRODUCT_KEYS
 from encoura_tasks.export.report import outcome_rows, print_console_report, publish_export_report
@@ -157,16 +158,23 @@ def sandbox_environment() -> Iterator[None]:
             yield
 
 
+def announce_destinations() -> None:
+    """Fail fast on bad settings (no Prefect server, no network), and say where files will go."""
+    _, run_settings = load_export_settings()
+    for name, config in sorted(run_settings.destinations.items()):
+        print(f"Destination {name}: {redact_url(config.url)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
-        _, run_settings = load_export_settings()  # fail fast: no Prefect server, no network on bad settings
-        for name, config in sorted(run_settings.destinations.items()):
-            print(f"Destination {name}: {redact_url(config.url)}")
-        state = encoura_export(
+    return run_flow_command(
+        sandbox=sandbox_environment() if args.sandbox else None,
+        check_settings=announce_destinations,
+        start=lambda: encoura_export(
             product_keys=args.product_keys, dry_run=args.dry_run, redeliver=args.redeliver, return_state=True
-        )
-        return finish_cli_run(state, print_console_report)
+        ),
+        print_report=print_console_report,
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from common.cli import run_cli
+from common.commands import run_flow_command
 from common.environ import patched_environ
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_text
 from common.report import Progress
-from common.run_context import ends_in_one_line, finish_cli_run, report_state
+from common.run_context import ends_in_one_line, report_state
 from common.runtime import provide
 from encoura_tasks.export.settings import RunSettings
 from encoura_tasks.session import encoura_login
@@ -172,15 +173,22 @@ def sandbox_environment() -> Iterator[None]:
             yield
 
 
+def announce_sources() -> None:
+    """Fail fast on bad settings (no Prefect server, no network), and say which files will be sent."""
+    _, _, sources = load_upload_config()
+    for upload_settings, _ in sources:
+        name, product = upload_settings.name, upload_settings.product_type
+        print(f"Source {name}: {upload_settings.describe_source()} ({product})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
-        _, _, sources = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
-        for upload_settings, _ in sources:
-            name, product = upload_settings.name, upload_settings.product_type
-            print(f"Source {name}: {upload_settings.describe_source()} ({product})")
-        state = encoura_upload(dry_run=args.dry_run, return_state=True)
-        return finish_cli_run(state, print_upload_report)
+    return run_flow_command(
+        sandbox=sandbox_environment() if args.sandbox else None,
+        check_settings=announce_sources,
+        start=lambda: encoura_upload(dry_run=args.dry_run, return_state=True),
+        print_report=print_upload_report,
+    )
 
 
 if __name__ == "__main__":
