@@ -40,6 +40,7 @@ from pydantic_settings import SettingsConfigDict
 
 from common import exit_codes
 from common.cli import run_cli
+from common.commands import parse_command_line
 from common.errors import ConfigError
 from common.events import EXPORT_DELIVERED
 from common.settings_base import TomlFileSettings
@@ -238,12 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        if exc.code in (0, None):
-            raise
-        raise ConfigError("see the usage above", heading="Invalid command line") from None
+    args = parse_command_line(build_parser(), argv)
     try:
         if args.command == "install":
             settings = load_alert_settings()

@@ -28,11 +28,11 @@ from pathlib import Path
 from canvas_tasks.api.client import CanvasSisClient
 from canvas_tasks.api.errors import CanvasAPIError
 from canvas_tasks.api.models import SisImport
+from canvas_tasks.sis_import.runtime import make_client, run_dir
 from canvas_tasks.sis_import.settings import load_canvas_settings
-from canvas_tasks.sis_import.tasks import make_client, run_dir
 from common import exit_codes
 from common.cli import run_cli
-from common.errors import ConfigError
+from common.commands import parse_command_line
 from common.redaction import quiet_noisy_loggers, redact_text
 
 STATES = (
@@ -132,12 +132,7 @@ def _run(args: argparse.Namespace, client: CanvasSisClient) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_noisy_loggers()  # httpx would log URLs; errors-CSV URLs carry a verifier
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        if exc.code in (0, None):
-            raise
-        raise ConfigError("see the usage above", heading="Invalid command line") from None
+    args = parse_command_line(build_parser(), argv)
     settings = load_canvas_settings()
     try:
         with make_client(settings) as client:

@@ -20,10 +20,8 @@ from prefect.states import Failed, State
 
 from canvas_tasks.api.models import Outcome
 from canvas_tasks.sis_import.options import VALUE_FIELDS, ImportOptions, build_options, flag
-from canvas_tasks.sis_import.packaging import package_input
-from canvas_tasks.sis_import.settings import load_canvas_settings
+from canvas_tasks.sis_import.runtime import preflight
 from canvas_tasks.sis_import.tasks import (
-    make_client,
     package_task,
     report_submitted_task,
     report_task,
@@ -32,6 +30,7 @@ from canvas_tasks.sis_import.tasks import (
 )
 from common import exit_codes
 from common.cli import run_cli
+from common.commands import parse_command_line
 from common.environ import patched_environ
 from common.errors import ConfigError
 from common.redaction import quiet_noisy_loggers, redact_text
@@ -158,13 +157,7 @@ _OPTION_NAMES = ("import_type", "extension", *_BOOL_OPTIONS, *VALUE_FIELDS)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage message
-        if exc.code in (0, None):
-            raise
-        raise ConfigError("see the usage above", heading="Invalid command line") from None
+    args = parse_command_line(build_parser(), argv)
     problems = []
     if args.poll_interval <= 0:
         problems.append("--poll-interval must be greater than 0")
@@ -181,16 +174,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def options_from_args(args: argparse.Namespace) -> ImportOptions:
     return build_options(**{name: getattr(args, name) for name in _OPTION_NAMES})
-
-
-def preflight(source: str, options: ImportOptions) -> None:
-    """Check settings, input and account before the flow starts, so mistakes end with one message and
-    exit 2 (no traceback, nothing uploaded). The only request is a read of the account."""
-    settings = load_canvas_settings()
-    settings.token()  # resolves a prefect-secret: reference now, so a missing block is a config error
-    package_input(source, settings.state_dir / "canvas" / "preflight", extension=options.extension, dry_run=True)
-    with make_client(settings) as client:  # a read-only request: is the token good, is this the root account?
-        client.check_root_account()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import os
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,71 +17,22 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from common import exit_codes
 from common.cli import run_cli
+from common.commands import run_flow_command
 from common.environ import patched_environ
 from common.errors import ConfigError, explain
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_url
-from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
-from destinations import Destination, DestinationUnavailable, open_destination
-from encoura_tasks.api.client import EncouraClient
+from common.report import Progress
+from common.run_context import ends_in_one_line, report_state
+from common.runtime import provide
 from encoura_tasks.api.settings import PRODUCT_KEYS
-from encoura_tasks.export.report import Progress, outcome_rows, print_console_report, publish_export_report
+from encoura_tasks.export.report import outcome_rows, print_console_report, publish_export_report
+from encoura_tasks.export.runtime import export_runtime, sweep
 from encoura_tasks.export.settings import load_export_settings
-from encoura_tasks.export.steps import (
-    ExportOutcome,
-    ExportRuntime,
-    clean_delivered_staging,
-    secure_state_dir,
-    start_of_run,
-)
-from encoura_tasks.export.tasks import deliver_export, list_and_record, login
-from ledger import ClaimOwner, Ledger
+from encoura_tasks.export.steps import ExportOutcome, start_of_run
+from encoura_tasks.export.tasks import deliver_export, delivery_run_name, list_and_record
+from encoura_tasks.session import encoura_login
 from ledger.store import ALL_PRODUCTS, ExportRow
-
-
-@contextlib.contextmanager
-def export_runtime() -> Iterator[ExportRuntime]:
-    encoura_settings, run_settings = load_export_settings()
-    secure_state_dir(run_settings.state_dir)
-    ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
-    owner = ClaimOwner.current(current_flow_run_id())
-    destinations: dict[str, Destination] = {}
-    client = EncouraClient(encoura_settings)
-    try:
-        for name, config in sorted(run_settings.destinations.items()):
-            destinations[name] = open_destination(name, config)
-        rt = ExportRuntime(
-            client=client,
-            ledger=ledger,
-            destinations=destinations,
-            settings=run_settings,
-            owner=owner,
-        )
-        ledger.start_heartbeat(owner)
-        yield rt
-    finally:
-        for dest in destinations.values():
-            with contextlib.suppress(Exception):
-                dest.close()
-        client.close()
-        ledger.close()
-
-
-def _sweep(rt: ExportRuntime) -> None:
-    """Remove temp files left by killed runs; a destination that cannot even be reached is noted once."""
-    logger = get_run_logger()
-    for name, dest in rt.destinations.items():
-        try:
-            removed = dest.sweep(keep=rt.keep_temps.get(name, ()))
-        except DestinationUnavailable as exc:
-            rt.unavailable[name] = str(exc)
-            logger.error("Destination %s is unavailable: %s", name, exc)
-            continue
-        if removed:
-            logger.warning(
-                "Destination %s: removed %d temporary file(s) left by an interrupted run", name, len(removed)
-            )
-    clean_delivered_staging(rt)
 
 
 @flow(name="encoura-export", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WINDOW))
@@ -97,10 +47,10 @@ def encoura_export(
     unknown = [k for k in product_keys or [] if k not in PRODUCT_KEYS]
     if unknown:
         raise ConfigError(f"--product-key: unknown product key(s) {unknown}; known: {', '.join(PRODUCT_KEYS)}")
-    with export_runtime() as rt:
+    with export_runtime() as rt, provide(rt), provide(rt.client):
         keys = product_keys or rt.client.settings.product_keys
         settings = rt.settings
-        signed_in = login(rt)
+        signed_in = encoura_login()
         if signed_in.error:
             report = {"exports": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
             return report_state(report, failed=True)
@@ -110,7 +60,7 @@ def encoura_export(
             report = {"exports": [], "problems": blocked, "summary_line": summary, "exit_code": 1, "listed": False}
             return report_state(report, failed=True)
         if not dry_run:  # a dry run removes nothing at destinations either
-            _sweep(rt)
+            sweep(rt, logger)
         for uid in redeliver or []:
             rt.ledger.reset_for_redelivery(uid)
             logger.info("Export %s will be fetched and delivered again", uid)
@@ -119,7 +69,7 @@ def encoura_export(
         # Every product configured: one listing call without productKey instead of one per product.
         listing_keys = [ALL_PRODUCTS] if set(keys) >= set(PRODUCT_KEYS) else keys
         for key in listing_keys:
-            listing = list_and_record(rt, key)
+            listing = list_and_record(key)
             problems.extend(listing.problems)
             if listing.error:
                 problems.append(listing.error)
@@ -135,9 +85,9 @@ def encoura_export(
             task = deliver_export.with_options(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
             )
-            def submit(p: ExportRow) -> Any:  # a name a person can read in the UI: product, file, then the uid
-                name = f"{p.product_key} {p.file_name or p.source_name or 'export'} ({p.uid})"
-                return task.with_options(task_run_name=name).submit(rt, p.uid)
+            def submit(p: ExportRow) -> Any:  # renamed by the task once staging tells it the file name
+                name = delivery_run_name(p.product_key, p.file_name or p.source_name, p.uid)
+                return task.with_options(task_run_name=name).submit(p.uid)
 
             for row, result in fan_out(submit, pending, limit=settings.max_parallel_files):
                 if isinstance(result, Exception):
@@ -210,16 +160,23 @@ def sandbox_environment() -> Iterator[None]:
             yield
 
 
+def announce_destinations() -> None:
+    """Fail fast on bad settings (no Prefect server, no network), and say where files will go."""
+    _, run_settings = load_export_settings()
+    for name, config in sorted(run_settings.destinations.items()):
+        print(f"Destination {name}: {redact_url(config.url)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
-        _, run_settings = load_export_settings()  # fail fast: no Prefect server, no network on bad settings
-        for name, config in sorted(run_settings.destinations.items()):
-            print(f"Destination {name}: {redact_url(config.url)}")
-        state = encoura_export(
+    return run_flow_command(
+        sandbox=sandbox_environment() if args.sandbox else None,
+        check_settings=announce_destinations,
+        start=lambda: encoura_export(
             product_keys=args.product_keys, dry_run=args.dry_run, redeliver=args.redeliver, return_state=True
-        )
-        return finish_cli_run(state, print_console_report)
+        ),
+        print_report=print_console_report,
+    )
 
 
 if __name__ == "__main__":

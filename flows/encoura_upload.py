@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,70 +20,19 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from common.cli import run_cli
+from common.commands import run_flow_command
 from common.environ import patched_environ
-from common.errors import gather_settings
 from common.fan_out import MAX_WINDOW, fan_out
 from common.redaction import redact_text
-from common.run_context import current_flow_run_id, ends_in_one_line, finish_cli_run, report_state
-from destinations import DestinationConfig
-from encoura_tasks.api.client import EncouraClient
-from encoura_tasks.api.settings import EncouraSettings, load_encoura_settings
-from encoura_tasks.export.report import Progress
-from encoura_tasks.export.settings import RunSettings, load_run_settings
+from common.report import Progress
+from common.run_context import ends_in_one_line, report_state
+from common.runtime import provide
+from encoura_tasks.export.settings import RunSettings
+from encoura_tasks.session import encoura_login
 from encoura_tasks.upload.report import outcome_rows, print_upload_report, publish_upload_report, summary_line
-from encoura_tasks.upload.settings import DEFAULT_SOURCE_NAME, UploadSettings, load_upload_sources
-from encoura_tasks.upload.source import UploadSource
-from encoura_tasks.upload.steps import UploadOutcome, UploadRuntime, select_orphans, sweep_staging
-from encoura_tasks.upload.tasks import list_source, login, resume_upload, upload_file
-from ledger import ClaimOwner, Ledger
-
-UploadConfig = tuple[EncouraSettings, RunSettings, list[tuple[UploadSettings, DestinationConfig]]]
-
-
-def load_upload_config() -> UploadConfig:
-    """Every settings group at once, so one message lists every problem before anything touches the network."""
-    encoura, run, sources = gather_settings(load_encoura_settings, load_run_settings, load_upload_sources)
-    return encoura, run, sources
-
-
-@contextlib.contextmanager
-def upload_runtime(*, dry_run: bool) -> Iterator[tuple[list[UploadRuntime], RunSettings]]:
-    """One runtime per upload source; they share the ledger, the owner and the Encoura login."""
-    encoura_settings, run_settings, sources = load_upload_config()
-    run_settings.state_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(run_settings.resolved_ledger_url, claim_ttl=timedelta(seconds=run_settings.claim_ttl_seconds))
-    owner = ClaimOwner.current(current_flow_run_id())
-    opened = [UploadSource(upload_settings, source_config) for upload_settings, source_config in sources]
-    client = None if dry_run else EncouraClient(encoura_settings)
-    try:
-        runtimes = [
-            UploadRuntime(
-                client=client,
-                ledger=ledger,
-                source=source,
-                settings=source.settings,
-                staging_dir=upload_staging_dir(run_settings.state_dir, source.settings.name),
-                owner=owner,
-                dry_run=dry_run,
-            )
-            for source in opened
-        ]
-        ledger.start_heartbeat(owner)
-        for rt in runtimes:
-            sweep_staging(rt.staging_dir)
-        yield runtimes, run_settings
-    finally:
-        for source in opened:
-            with contextlib.suppress(Exception):
-                source.close()
-        if client is not None:
-            client.close()
-        ledger.close()
-
-
-def upload_staging_dir(state_dir: Path, name: str) -> Path:
-    """`default` keeps the old staging folder; each named source gets its own, so same-named files never meet."""
-    return state_dir / "uploads" if name == DEFAULT_SOURCE_NAME else state_dir / f"uploads-{name}"
+from encoura_tasks.upload.runtime import load_upload_config, upload_runtime
+from encoura_tasks.upload.steps import UploadOutcome, UploadRuntime, select_orphans
+from encoura_tasks.upload.tasks import list_source, resume_upload, upload_file
 
 
 def _error_outcome(rt: UploadRuntime, name: str, exc: BaseException) -> UploadOutcome:
@@ -98,9 +46,14 @@ def _error_outcome(rt: UploadRuntime, name: str, exc: BaseException) -> UploadOu
 def encoura_upload(dry_run: bool = False):
     """Send every matching source file to Encoura exactly once and see each one through to a final status."""
     logger = get_run_logger()
-    with upload_runtime(dry_run=dry_run) as (runtimes, run_settings):
+    with upload_runtime(dry_run=dry_run) as run, provide(run):
+        runtimes, run_settings = run.runtimes, run.run_settings
         if not dry_run:
-            login(runtimes[0])  # one client, one login for every source
+            with provide(run.api):
+                signed_in = encoura_login()  # one client, one login for every source
+            if signed_in.error:  # wrong credentials: one line, exit 2, nothing listed or sent
+                report = {"files": [], "problems": [signed_in.error], "summary_line": signed_in.error, "exit_code": 2}
+                return report_state(report, failed=True)
         outcomes: list[UploadOutcome] = []
         for rt in runtimes:
             outcomes += _upload_one_source(rt, run_settings, dry_run=dry_run, logger=logger)
@@ -120,13 +73,14 @@ def _upload_one_source(
     rt: UploadRuntime, run_settings: RunSettings, *, dry_run: bool, logger: Any
 ) -> list[UploadOutcome]:
     """Everything one source needs in a run: its files, then its earlier uploads whose files are gone."""
-    files = list_source(rt)
+    name = rt.settings.name
+    files = list_source(name)
     task = upload_file.with_options(
         retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
     )
     outcomes: list[UploadOutcome] = []
     progress = Progress(len(files), f"Uploading {len(files)} file(s) to Encoura")
-    for item, result in fan_out(lambda i: task.submit(rt, i), files, limit=run_settings.max_parallel_files):
+    for item, result in fan_out(lambda i: task.submit(name, i), files, limit=run_settings.max_parallel_files):
         outcomes.append(_error_outcome(rt, item.relative, result) if isinstance(result, Exception) else result)
         progress.advance()
 
@@ -154,7 +108,7 @@ def _upload_one_source(
         resume = resume_upload.with_options(
             retries=run_settings.task_retries, retry_delay_seconds=run_settings.task_retry_delay_seconds
         )
-        for row, result in fan_out(lambda r: resume.submit(rt, r), orphans, limit=run_settings.max_parallel_files):
+        for row, result in fan_out(lambda r: resume.submit(name, r), orphans, limit=run_settings.max_parallel_files):
             outcomes.append(_error_outcome(rt, row.name, result) if isinstance(result, Exception) else result)
     return outcomes
 
@@ -219,15 +173,22 @@ def sandbox_environment() -> Iterator[None]:
             yield
 
 
+def announce_sources() -> None:
+    """Fail fast on bad settings (no Prefect server, no network), and say which files will be sent."""
+    _, _, sources = load_upload_config()
+    for upload_settings, _ in sources:
+        name, product = upload_settings.name, upload_settings.product_type
+        print(f"Source {name}: {upload_settings.describe_source()} ({product})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with sandbox_environment() if args.sandbox else contextlib.nullcontext():
-        _, _, sources = load_upload_config()  # fail fast: no Prefect server, no network on bad settings
-        for upload_settings, _ in sources:
-            name, product = upload_settings.name, upload_settings.product_type
-            print(f"Source {name}: {upload_settings.describe_source()} ({product})")
-        state = encoura_upload(dry_run=args.dry_run, return_state=True)
-        return finish_cli_run(state, print_upload_report)
+    return run_flow_command(
+        sandbox=sandbox_environment() if args.sandbox else None,
+        check_settings=announce_sources,
+        start=lambda: encoura_upload(dry_run=args.dry_run, return_state=True),
+        print_report=print_upload_report,
+    )
 
 
 if __name__ == "__main__":

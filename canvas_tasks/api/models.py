@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 SUCCESS_STATES = frozenset({"imported"})
 WARNING_STATES = frozenset({"imported_with_messages"})
@@ -24,11 +22,12 @@ class SisImport(BaseModel):
     progress: float | None = None
     created_at: str | None = None
     ended_at: str | None = None
-    data: dict[str, Any] | None = None
+    # JSON objects as Canvas sent them: plain values, so an import can be a task parameter.
+    data: dict[str, JsonValue] | None = None
     processing_warnings: list[list[str]] | None = None
     processing_errors: list[list[str]] | None = None
-    errors_attachment: dict[str, Any] | None = None
-    statistics: dict[str, Any] | None = None
+    errors_attachment: dict[str, JsonValue] | None = None
+    statistics: dict[str, JsonValue] | None = None
     # Set by our client, never by Canvas: an abort we sent arrived after the import had finished.
     finished_before_abort: bool = False
 

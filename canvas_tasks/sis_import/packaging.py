@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, overload
+from typing import Any
 from urllib.parse import urlsplit
 
 import fsspec
@@ -114,39 +115,24 @@ def _first_line(head: bytes) -> str:
     return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
 
 
-@overload
 def package_input(
-    source: str,
-    staging_dir: Path,
-    *,
-    extension: str | None = None,
-    storage_options: dict[str, Any] | None = None,
-    dry_run: Literal[False] = False,
-) -> Package: ...
+    source: str, staging_dir: Path, *, extension: str | None = None, storage_options: dict[str, Any] | None = None
+) -> Package:
+    """Check the input and produce the single file to upload; folders are zipped in Canvas's order."""
+    return _checked(source, staging_dir, extension, storage_options)()
 
 
-@overload
-def package_input(
-    source: str,
-    staging_dir: Path,
-    *,
-    extension: str | None = None,
-    storage_options: dict[str, Any] | None = None,
-    dry_run: Literal[True],
-) -> None: ...
+def check_input(
+    source: str, staging_dir: Path, *, extension: str | None = None, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Every check `package_input` makes, without copying or zipping anything (the CLI's preflight)."""
+    _checked(source, staging_dir, extension, storage_options)
 
 
-def package_input(
-    source: str,
-    staging_dir: Path,
-    *,
-    extension: str | None = None,
-    storage_options: dict[str, Any] | None = None,
-    dry_run: bool = False,
-) -> Package | None:
-    """Check the input and produce the single file to upload; folders are zipped in Canvas's order.
-
-    With `dry_run` every check runs but nothing is copied or zipped (the CLI's preflight)."""
+def _checked(
+    source: str, staging_dir: Path, extension: str | None, storage_options: dict[str, Any] | None
+) -> Callable[[], Package]:
+    """Run every check now; return what builds the package (copy or zip), so a preflight can stop there."""
     shown = redact_url(source)
     check_source_has_no_secrets(source)
     fs, path = filesystem_for(source, storage_options)
@@ -155,13 +141,13 @@ def package_input(
     if fs.isdir(path):
         if extension not in (None, "zip"):
             raise ConfigError(f"--extension {extension}: a folder is always uploaded as a zip; drop --extension")
-        return _package_folder(fs, path, shown, staging_dir, dry_run)
-    return _package_file(fs, path, shown, staging_dir, extension, dry_run)
+        return _package_folder(fs, path, shown, staging_dir)
+    return _package_file(fs, path, shown, staging_dir, extension)
 
 
 def _package_file(
-    fs: AbstractFileSystem, path: str, shown: str, staging_dir: Path, override: str | None, dry_run: bool
-) -> Package | None:
+    fs: AbstractFileSystem, path: str, shown: str, staging_dir: Path, override: str | None
+) -> Callable[[], Package]:
     name = PurePosixPath(path).name or "sis_import"
     head = _read_head(fs, path)
     content = detect_content(head)
@@ -174,34 +160,36 @@ def _package_file(
         raise ConfigError(f"--extension {override}: input {shown} is {content}, not {override}")
     if content == "csv" and kind_of(parse_header(_first_line(head))) is None:
         raise ConfigError(f"input {shown}: the header row is not one Canvas recognises as an SIS CSV")
-    if dry_run:
-        if content == "zip" and isinstance(fs, LocalFileSystem):
-            _zip_members(Path(path), shown)
-        return None
-    if isinstance(fs, LocalFileSystem):
-        local = Path(path)  # uploaded in place; the user's file is only ever read
-    else:
-        staging_dir.mkdir(parents=True, exist_ok=True)
-        local = staging_dir / name
-        with fs.open(path, "rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    upload_name = name if suffix == content else f"{PurePosixPath(name).stem or 'sis_import'}.{content}"
-    members = _zip_members(local, shown) if content == "zip" else []
-    sha, size = file_hexdigest(local), local.stat().st_size
-    return Package(
-        source=shown,
-        path=local,
-        filename=upload_name,
-        extension=content,
-        content_type=CONTENT_TYPES[content],
-        size=size,
-        sha256=sha,
-        members=members,
-        staged=not isinstance(fs, LocalFileSystem),
-    )
+    if content == "zip" and isinstance(fs, LocalFileSystem):
+        _zip_members(Path(path), shown)  # a local zip is checked in place, before anything is sent
+
+    def build() -> Package:
+        if isinstance(fs, LocalFileSystem):
+            local = Path(path)  # uploaded in place; the user's file is only ever read
+        else:
+            staging_dir.mkdir(parents=True, exist_ok=True)
+            local = staging_dir / name
+            with fs.open(path, "rb") as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        upload_name = name if suffix == content else f"{PurePosixPath(name).stem or 'sis_import'}.{content}"
+        members = _zip_members(local, shown) if content == "zip" else []
+        sha, size = file_hexdigest(local), local.stat().st_size
+        return Package(
+            source=shown,
+            path=local,
+            filename=upload_name,
+            extension=content,
+            content_type=CONTENT_TYPES[content],
+            size=size,
+            sha256=sha,
+            members=members,
+            staged=not isinstance(fs, LocalFileSystem),
+        )
+
+    return build
 
 
-def _package_folder(fs: AbstractFileSystem, path: str, shown: str, staging_dir: Path, dry_run: bool) -> Package | None:
+def _package_folder(fs: AbstractFileSystem, path: str, shown: str, staging_dir: Path) -> Callable[[], Package]:
     entries = [e for e in fs.ls(path, detail=True) if e.get("type") == "file"]
     files = sorted(str(e["name"]) for e in entries if not _IGNORED.match(PurePosixPath(str(e["name"])).name))
     if not files:
@@ -225,30 +213,32 @@ def _package_folder(fs: AbstractFileSystem, path: str, shown: str, staging_dir: 
     if problems:
         raise ConfigError([f"input {shown}: {p}" for p in problems])
     ranked.sort()
-    if dry_run:
-        return None
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    folder_name = PurePosixPath(path.rstrip("/")).name or "sis_import"
-    zip_path = staging_dir / f"{folder_name}.zip"
-    tmp = zip_path.with_name(f".{zip_path.name}.part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for _, base, f in ranked:
-            # A fixed timestamp makes the zip a function of the CSVs alone, so the same export gives
-            # the same sha256 and a re-run is recognised as the same submission.
-            info = zipfile.ZipInfo(base, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with fs.open(f, "rb") as src, zf.open(info, "w") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    tmp.replace(zip_path)
-    sha, size = file_hexdigest(zip_path), zip_path.stat().st_size
-    return Package(
-        source=shown,
-        path=zip_path,
-        filename=zip_path.name,
-        extension="zip",
-        content_type=CONTENT_TYPES["zip"],
-        size=size,
-        sha256=sha,
-        members=[base for _, base, _ in ranked],
-        staged=True,
-    )
+
+    def build() -> Package:
+        staging_dir.mkdir(parents=True, exist_ok=True)
+        folder_name = PurePosixPath(path.rstrip("/")).name or "sis_import"
+        zip_path = staging_dir / f"{folder_name}.zip"
+        tmp = zip_path.with_name(f".{zip_path.name}.part")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for _, base, f in ranked:
+                # A fixed timestamp makes the zip a function of the CSVs alone, so the same export gives
+                # the same sha256 and a re-run is recognised as the same submission.
+                info = zipfile.ZipInfo(base, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with fs.open(f, "rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        tmp.replace(zip_path)
+        sha, size = file_hexdigest(zip_path), zip_path.stat().st_size
+        return Package(
+            source=shown,
+            path=zip_path,
+            filename=zip_path.name,
+            extension="zip",
+            content_type=CONTENT_TYPES["zip"],
+            size=size,
+            sha256=sha,
+            members=[base for _, base, _ in ranked],
+            staged=True,
+        )
+
+    return build

@@ -7,47 +7,28 @@ second import. HTTP-level retries that are provably safe happen inside the trans
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
 from canvas_tasks.api.client import CanvasSisClient
 from canvas_tasks.api.errors import CanvasAPIError, CanvasRefused, SubmitOutcomeUnknown
 from canvas_tasks.api.models import FAILED_STATES, Outcome, SisImport
-from canvas_tasks.api.transport import RetryPolicy
 from canvas_tasks.sis_import.options import ImportOptions
 from canvas_tasks.sis_import.packaging import Package, package_input
 from canvas_tasks.sis_import.report import counts_table, messages_table, summary_markdown
-from canvas_tasks.sis_import.settings import CanvasSettings, load_canvas_settings
+from canvas_tasks.sis_import.runtime import make_client, run_dir
+from canvas_tasks.sis_import.settings import load_canvas_settings
 from canvas_tasks.sis_import.submissions import SubmissionStore, submission_key
 from canvas_tasks.sis_import.watch import describe_progress, outcome_for, watch_until_done
 from common.errors import ConfigError
 from common.redaction import redact_url
+from common.report import Table, publish_report
 
 ARTIFACT_PREFIX = "canvas-sis-import"
 CLOCK_SKEW = timedelta(minutes=2)  # margin between our clock and Canvas's created_at
-
-
-def make_client(settings: CanvasSettings) -> CanvasSisClient:
-    return CanvasSisClient(
-        settings.base_url,
-        settings.account_id,
-        settings.token,
-        retry=RetryPolicy(attempts=settings.retry_attempts, backoff=settings.retry_backoff),
-        ca_bundle=settings.ca_bundle,
-    )
-
-
-def run_dir(settings: CanvasSettings, import_id: int) -> Path:
-    return settings.state_dir / "canvas" / str(import_id)
 
 
 @task(name="package-sis-input", cache_policy=NONE)
@@ -233,23 +214,25 @@ def report_task(
                 "message": f"{outcome.message} (submitted by an earlier run; not uploaded again)",
             }
         )
+    tables = []
     if imp.counts:
-        create_table_artifact(
-            table=counts_table(imp),
-            key=f"{ARTIFACT_PREFIX}-counts",
-            description=f"Rows processed per object type, import {imp.id}",
+        tables.append(
+            Table(f"{ARTIFACT_PREFIX}-counts", counts_table(imp), f"Rows processed per object type, import {imp.id}")
         )
     messages = messages_table(imp)
     if messages:
-        create_table_artifact(
-            table=messages,
-            key=f"{ARTIFACT_PREFIX}-messages",
-            description=f"processing_errors and processing_warnings of import {imp.id} (Canvas shows at most 24)",
+        tables.append(
+            Table(
+                f"{ARTIFACT_PREFIX}-messages",
+                messages,
+                f"processing_errors and processing_warnings of import {imp.id} (Canvas shows at most 24)",
+            )
         )
-    create_markdown_artifact(
-        markdown=summary_markdown(outcome, imp, package, options),
+    publish_report(
         key=f"{ARTIFACT_PREFIX}-summary",
+        markdown=summary_markdown(outcome, imp, package, options),
         description=f"Canvas SIS import {imp.id}: {outcome.status}",
+        tables=tables,
     )
     for file, message in imp.errors:
         logger.warning("Canvas error: %s: %s", file, message)
@@ -271,9 +254,9 @@ def report_submitted_task(
         message=f"{how} import {imp.id} ({imp.workflow_state}); not watching (--no-watch)",
         reattached=reattached,
     )
-    create_markdown_artifact(
-        markdown=summary_markdown(outcome, imp, package, options),
+    publish_report(
         key=f"{ARTIFACT_PREFIX}-summary",
+        markdown=summary_markdown(outcome, imp, package, options),
         description=f"Canvas SIS import {imp.id}: submitted",
     )
     return outcome

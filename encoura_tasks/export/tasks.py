@@ -1,8 +1,12 @@
-"""Prefect tasks for the Encoura export: log in, list (and record at once), deliver one export.
+"""Prefect tasks for the Encoura export: list (and record at once), deliver one export.
 
-Tasks take ids plus the run's `ExportRuntime` (an opaque object, never hashed: NO_CACHE) and
-rely on the ledger, not on Prefect result persistence, for idempotency; so a flow retried from
-the UI re-runs them safely and finishes only what is left.
+The login is `encoura_tasks.session.encoura_login`, shared with the upload.
+
+Tasks take plain values only (product keys, export uids): Prefect records task parameters, and a
+live client or ledger has no place there. Each finds the run's `ExportRuntime` with
+`common.runtime.current`, which the flow provides. They rely on the ledger, not on Prefect result
+persistence (NO_CACHE), for idempotency; so a flow retried from the UI re-runs them safely and
+finishes only what is left.
 """
 
 from __future__ import annotations
@@ -10,17 +14,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from prefect import task
+from prefect import get_client, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
 from common.events import emit_export_delivered
+from common.runtime import current
 from common.task_retry import retry_only
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
 from encoura_tasks.export import steps as export_steps
 from encoura_tasks.export.steps import ExportOutcome, ExportRuntime
 from ledger import ClaimLost
+
+
+def delivery_run_name(product_key: str, file_name: str | None, uid: str) -> str:
+    """What a person reads in the UI for one delivery: product, file, then the uid that makes it unique."""
+    return f"{product_key} {file_name or 'export'} ({uid})"
+
+
+def name_after_staging(product_key: str, file_name: str, uid: str) -> None:
+    """On a first run the file name comes with the download URL, after the task run was named
+    `<product> export (<uid>)`: rename the running task run once the name is known.
+
+    A cosmetic step: any failure is logged at debug and never fails the delivery.
+    """
+    ctx = TaskRunContext.get()
+    name = delivery_run_name(product_key, file_name, uid)
+    if ctx is None or ctx.task_run.name == name:
+        return
+    # The engine reports every later state as an event carrying this TaskRun, name included, and the
+    # server records those events as they arrive: rename the run's own copy first, so the next state
+    # event carries the new name even if the PATCH below comes before the server has the task run.
+    ctx.task_run.name = name
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_task_run_name(ctx.task_run.id, name)  # shown at once, not only at the next state
+    except Exception as exc:
+        get_run_logger().debug("Task run for export %s not renamed yet: %s", uid, type(exc).__name__)
 
 
 @dataclass
@@ -39,30 +71,6 @@ _retry_transient = retry_only(
 )
 
 
-@dataclass
-class LoginOutcome:
-    organizations: list[str] = field(default_factory=list)
-    error: str | None = None  # a user-fixable problem (credentials, organization choice)
-
-
-@task(name="encoura-login", cache_policy=NO_CACHE)
-def login(rt: ExportRuntime) -> LoginOutcome:
-    """Log in once up front: wrong credentials stop the run with one clear error and one attempt.
-
-    A refused login is an outcome, not a crash: it is reported without a traceback, since the fix
-    is in the settings, not in the code.
-    """
-    try:
-        orgs = rt.client.login()
-    except (EncouraAuthError, ConfigError) as exc:
-        message = exc.render() if isinstance(exc, ConfigError) else f"Encoura login failed: {exc}"
-        get_run_logger().error("%s", message)
-        return LoginOutcome(error=message)
-    org = rt.client.auth.organization
-    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
-    return LoginOutcome(organizations=[o.uid for o in orgs])
-
-
 def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:
     """An earlier run died between Encoura's answer and our insert: those exports now show as
     Delivered. Record the ones we never saw, limited to exports created since we started listing."""
@@ -79,12 +87,13 @@ def _recover_interrupted(rt: ExportRuntime, product_key: str) -> list[str]:
 
 
 @task(name="list-exports", cache_policy=NO_CACHE)
-def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
+def list_and_record(product_key: str) -> ListingOutcome:
     """List NotDelivered exports and record them in the same breath: listing consumes them.
 
     `product_key` "" (ALL_PRODUCTS) lists every product in one call, which is what a run configured
     for all products does: one round trip instead of eight.
     """
+    rt = current(ExportRuntime)
     logger = get_run_logger()
     what = product_key or "all products"
     outcome = ListingOutcome(product_key=product_key)
@@ -130,8 +139,9 @@ def list_and_record(rt: ExportRuntime, product_key: str) -> ListingOutcome:
 
 
 @task(name="deliver-export", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient, task_run_name="deliver-{uid}")
-def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
+def deliver_export(uid: str) -> ExportOutcome:
     """Stage one export (fresh URL, bounded-memory download) and publish it to every destination."""
+    rt = current(ExportRuntime)
     logger = get_run_logger()
     row = rt.ledger.get_export(uid)
     outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
@@ -157,6 +167,7 @@ def deliver_export(rt: ExportRuntime, uid: str) -> ExportOutcome:
             rt.ledger.mark_export_error(uid, str(exc), me=rt.owner)
             raise
         outcome.file_name, outcome.size, outcome.sha256 = row.file_name or "", row.size, row.sha256
+        name_after_staging(row.product_key, outcome.file_name, uid)
         try:
             receipts, failures = export_steps.publish_everywhere(rt, row)
             finalized = export_steps.finalize(rt, row)

@@ -1,4 +1,5 @@
-"""The upload run's report: a table artifact, a markdown summary, and the console lines.
+"""The upload run's report: what its table and markdown summary say (published by `common.report`), and the
+console lines.
 
 Only file names (relative to the source folder), sizes, Encoura file ids, statuses and error texts
 appear: no URLs with credentials, no presigned fields.
@@ -8,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.context import FlowRunContext
-
 from common.redaction import redact_text
+from common.report import Table, markdown_summary, publish_report
 from encoura_tasks.upload.steps import UploadOutcome
 
 
@@ -43,27 +42,27 @@ def summary_line(outcomes: Sequence[UploadOutcome], *, dry_run: bool) -> str:
 def publish_upload_report(outcomes: Sequence[UploadOutcome], *, source: str, dry_run: bool) -> str:
     """Create the table + markdown artifacts (inside a flow run); return the markdown."""
     problems = [o for o in outcomes if o.is_problem]
-    lines = [
-        f"# Encoura upload {'(dry run) ' if dry_run else ''}summary",
-        "",
-        f"- source: `{source}`",
-        f"- files handled: {len(outcomes)}",
-        f"- processed by Encoura and archived: {sum(o.status == 'done' for o in outcomes)}",
-        f"- need attention: {len(problems)}",
-        "",
-        summary_line(outcomes, dry_run=dry_run),
-    ]
-    if problems:
-        lines += ["", "## Needs attention", ""]
-        lines += [f"- {o.source}: `{o.file}` **{o.status}**: {redact_text(o.error or '')}" for o in problems]
-    markdown = "\n".join(lines)
-    if FlowRunContext.get() is not None:
-        create_table_artifact(
-            table=outcome_rows(outcomes),
-            key="encoura-upload-files",
-            description="Every file this run handled: size, Encoura file id, final status, error.",
-        )
-        create_markdown_artifact(markdown=markdown, key="encoura-upload-summary", description="Run summary")
+    markdown = markdown_summary(
+        f"Encoura upload {'(dry run) ' if dry_run else ''}summary",
+        [
+            f"source: `{source}`",
+            f"files handled: {len(outcomes)}",
+            f"processed by Encoura and archived: {sum(o.status == 'done' for o in outcomes)}",
+            f"need attention: {len(problems)}",
+        ],
+        note=summary_line(outcomes, dry_run=dry_run),
+        sections={
+            "Needs attention": [
+                f"{o.source}: `{o.file}` **{o.status}**: {redact_text(o.error or '')}" for o in problems
+            ]
+        },
+    )
+    table = Table(
+        key="encoura-upload-files",
+        rows=outcome_rows(outcomes),
+        description="Every file this run handled: size, Encoura file id, final status, error.",
+    )
+    publish_report(key="encoura-upload-summary", markdown=markdown, tables=[table])
     return markdown
 
 

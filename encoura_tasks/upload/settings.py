@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -85,7 +85,35 @@ _SOURCE_FIELDS = ("password", "client_key", "passphrase", "known_hosts", "host_k
 DEFAULT_SOURCE_NAME = "default"
 
 
-class NamedUploadSource(BaseModel):
+class SourceFolderRules(BaseModel):
+    """The checks UPLOAD_* and every UPLOAD_SOURCES__<NAME>__* share, written once: the product type is
+    read case-insensitively, and processed/ and failed/ are distinct folders below the source folder.
+
+    Validators only (`check_fields=False`): each settings class keeps its own fields, in its own
+    order, since some checks read fields validated before them."""
+
+    archive_setting: ClassVar[str]
+
+    @field_validator("product_type", mode="before", check_fields=False)
+    @classmethod
+    def _normalise_product_type(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("archive_dir", check_fields=False)
+    @classmethod
+    def _check_archive(cls, value: str) -> str:
+        return _check_relative_dir(value, "processed")
+
+    @field_validator("failed_dir", check_fields=False)
+    @classmethod
+    def _check_failed(cls, value: str, info: ValidationInfo) -> str:
+        value = _check_relative_dir(value, "failed")
+        if value == info.data.get("archive_dir"):
+            raise ValueError(f"must differ from {cls.archive_setting} (failed files must not look processed)")
+        return value
+
+
+class NamedUploadSource(SourceFolderRules):
     """One entry of `UPLOAD_SOURCES__<NAME>__*`: the same fields as the single-source UPLOAD_SOURCE_*,
     so a second folder (another share, another SFTP account) is added without a second deployment.
     Credentials are per source: one source's password never reaches another's host."""
@@ -104,28 +132,12 @@ class NamedUploadSource(BaseModel):
     failed_dir: str = "failed"
     description: str | None = Field(default=None, max_length=1000)
 
-    @field_validator("product_type", mode="before")
-    @classmethod
-    def _normalise_product_type(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+    archive_setting: ClassVar[str] = "__ARCHIVE_DIR"  # as named in messages ("__" becomes the source's prefix)
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         return _check_source_url(value)
-
-    @field_validator("archive_dir")
-    @classmethod
-    def _check_archive(cls, value: str) -> str:
-        return _check_relative_dir(value, "processed")
-
-    @field_validator("failed_dir")
-    @classmethod
-    def _check_failed(cls, value: str, info: ValidationInfo) -> str:
-        value = _check_relative_dir(value, "failed")
-        if value == info.data.get("archive_dir"):
-            raise ValueError("must differ from __ARCHIVE_DIR (failed files must not look processed)")
-        return value
 
 
 def _check_source_url(value: str) -> str:
@@ -141,7 +153,8 @@ def _check_source_url(value: str) -> str:
     return value
 
 
-class UploadSettings(TomlFileSettings):
+class UploadSettings(TomlFileSettings, SourceFolderRules):
+    archive_setting: ClassVar[str] = "UPLOAD_ARCHIVE_DIR"
     toml_table = ("upload",)  # [upload] in the ENCOURA_SLATE_CONFIG file: source, product_type, ...
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", env_nested_delimiter="__", case_sensitive=False
@@ -167,11 +180,6 @@ class UploadSettings(TomlFileSettings):
     poll_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     poll_max_interval_seconds: float = Field(default=300.0, gt=0, le=3600)
     poll_timeout_seconds: float = Field(default=3600.0, gt=0)
-
-    @field_validator("product_type", mode="before")
-    @classmethod
-    def _normalise_product_type(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("product_type")
     @classmethod
@@ -200,19 +208,6 @@ class UploadSettings(TomlFileSettings):
                 raise ValueError(f"source name {name!r} must be letters, digits, '-' or '_'")
             if name.lower() == DEFAULT_SOURCE_NAME:
                 raise ValueError("the name 'default' is taken by UPLOAD_SOURCE; pick another name")
-        return value
-
-    @field_validator("archive_dir")
-    @classmethod
-    def _check_archive(cls, value: str) -> str:
-        return _check_relative_dir(value, "processed")
-
-    @field_validator("failed_dir")
-    @classmethod
-    def _check_failed(cls, value: str, info: ValidationInfo) -> str:
-        value = _check_relative_dir(value, "failed")
-        if value == info.data.get("archive_dir"):
-            raise ValueError("must differ from UPLOAD_ARCHIVE_DIR (failed files must not look processed)")
         return value
 
     @model_validator(mode="after")

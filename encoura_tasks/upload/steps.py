@@ -73,29 +73,18 @@ class UploadOutcome:
         return self.status in PROBLEM_STATUSES
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class UploadRuntime:
-    """Live objects for one run; a plain class so Prefect passes it to tasks without hashing it."""
+    """Live objects for one source in one run; tasks find it by source name, never take it as a parameter."""
 
-    def __init__(
-        self,
-        *,
-        client: EncouraClient | None,
-        ledger: Ledger,
-        source: UploadSource,
-        settings: UploadSettings,
-        staging_dir: Path,
-        owner: ClaimOwner,
-        dry_run: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.client = client
-        self.ledger = ledger
-        self.source = source
-        self.settings = settings
-        self.staging_dir = staging_dir
-        self.owner = owner
-        self.dry_run = dry_run
-        self.sleep = sleep
+    client: EncouraClient | None
+    ledger: Ledger
+    source: UploadSource
+    settings: UploadSettings
+    staging_dir: Path
+    owner: ClaimOwner
+    dry_run: bool = False
+    sleep: Callable[[float], None] = time.sleep
 
     def __repr__(self) -> str:
         return f"UploadRuntime(source={self.source.describe()!r}, product_type={self.settings.product_type!r})"

@@ -1,9 +1,14 @@
-"""Prefect tasks for the Encoura upload: log in, list the source, one task per file, resume orphans.
+"""Prefect tasks for the Encoura upload: list the source, one task per file, resume orphans.
+
+The login is `encoura_tasks.session.encoura_login`, shared with the export.
 
 Idempotency lives in the ledger, not in Prefect's result cache (NO_CACHE): a task retry re-enters
 `upload_steps.drive`, which reads the ledger first, so a retry after the record was created or the
 bytes were sent never sends them again. Transport-level retries (429/5xx, connection errors) are
 already inside the httpx client; task retries cover what a fresh attempt can fix on top of that.
+
+Tasks take plain values only (a source name, a listed file, a ledger row): each finds its
+source's `UploadRuntime` through `common.runtime.current(UploadRun)`, which the flow provides.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
+from common.runtime import current
 from common.task_retry import retry_only
 from destinations import HostKeyError, PublishError
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
 from encoura_tasks.upload import steps as upload_steps
+from encoura_tasks.upload.runtime import UploadRun
 from encoura_tasks.upload.source import SourceFile, UploadSourceError
-from encoura_tasks.upload.steps import PROGRESS_CHAIN, UploadOutcome, UploadRuntime
+from encoura_tasks.upload.steps import PROGRESS_CHAIN, UploadOutcome
 from ledger import UploadRow
 
 # Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials.
@@ -56,27 +63,20 @@ class StatusProgress:
             get_run_logger().debug("progress artifact not updated: %s", type(exc).__name__)
 
 
-@task(name="encoura-login", cache_policy=NO_CACHE)
-def login(rt: UploadRuntime) -> str | None:
-    """Log in once up front: wrong credentials stop the run with one clear error before any file moves."""
-    rt.api.login()
-    org = rt.api.auth.organization
-    get_run_logger().info("Logged in to Encoura as organization %s", org.uid if org else "?")
-    return org.uid if org else None
-
-
 @task(name="list-upload-source", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
       retry_condition_fn=_retry_transient)
-def list_source(rt: UploadRuntime) -> list[SourceFile]:
+def list_source(source_name: str) -> list[SourceFile]:
+    rt = current(UploadRun).source(source_name)
     files = rt.source.list_files()
     get_run_logger().info("%s: %d file(s) match %s", rt.settings.name, len(files), rt.source.describe())
     return files
 
 
 @task(name="upload-file", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient,
-      task_run_name="upload-{rt.settings.name}-{item.relative}")
-def upload_file(rt: UploadRuntime, item: SourceFile) -> UploadOutcome:
+      task_run_name="upload-{source_name}-{item.relative}")
+def upload_file(source_name: str, item: SourceFile) -> UploadOutcome:
     """Stage, validate, send once, poll, then archive / move to failed/ / report: one file, start to end."""
+    rt = current(UploadRun).source(source_name)
     outcome = replace(
         upload_steps.process_file(rt, item, on_status=StatusProgress(item.relative)), source=rt.settings.name
     )
@@ -91,6 +91,7 @@ def upload_file(rt: UploadRuntime, item: SourceFile) -> UploadOutcome:
 
 @task(name="resume-upload", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient,
       task_run_name="resume-{row.name}")
-def resume_upload(rt: UploadRuntime, row: UploadRow) -> UploadOutcome:
+def resume_upload(source_name: str, row: UploadRow) -> UploadOutcome:
     """An upload sent by an earlier run whose file is no longer in the source: finish checking it."""
+    rt = current(UploadRun).source(source_name)
     return replace(upload_steps.resume_orphan(rt, row, on_status=StatusProgress(row.name)), source=rt.settings.name)

@@ -32,11 +32,11 @@ def test_sftp_folder_is_zipped_and_submitted(
 def test_sftp_source_without_host_key_setting_is_refused(
     canvas_env: dict[str, str], canvas_sandbox: CanvasSandbox, sftp_server, monkeypatch, tmp_path: Path
 ) -> None:
-    from canvas_tasks.sis_import.packaging import package_input
+    from canvas_tasks.sis_import.packaging import check_input
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts to fall back on
     monkeypatch.setenv("CANVAS_SOURCE_PASSWORD", sftp_server.password)
     with pytest.raises(ConfigError, match=r"CANVAS_SOURCE_HOST_KEY|host key verification"):
-        package_input(sftp_server.url("/outgoing/sis"), tmp_path / "staging", dry_run=True)
+        check_input(sftp_server.url("/outgoing/sis"), tmp_path / "staging")
     assert sftp_server.connections_opened == 0
     assert canvas_sandbox.state.submissions() == []

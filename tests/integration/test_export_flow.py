@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +75,42 @@ def test_same_named_exports_stay_distinct(
     assert sorted(found.values()) == sorted(encoura_sandbox.state.exports[u].content for u in (a, b, c))
     names = {r.file_name for r in Ledger(f"sqlite:///{tmp_path / 'state' / 'ledger.sqlite3'}").all_exports()}
     assert len(names) == 3
+
+
+def test_first_run_task_runs_are_named_after_their_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, encoura_sandbox: SandboxServer, base_env: dict[str, str]
+) -> None:
+    """The file name comes with the download URL, after the task run was named: read back through the
+    Prefect API, each delivery's task run is renamed `<product> <file name> (<uid>)` on its first run."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    uids = {
+        encoura_sandbox.add_export("prospect", "Prospects_2026.csv", b"id\n1\n"): "prospect",
+        encoura_sandbox.add_export("inquiry", "Inquiries_2026.csv", b"id\n2\n"): "inquiry",
+    }
+    env = {**base_env, **local_destination_env("share", tmp_path / "share")}
+    state = run_export_in_process(monkeypatch, env)
+    assert state.is_completed()
+    rows = {r.uid: r for r in Ledger(f"sqlite:///{tmp_path / 'state' / 'ledger.sqlite3'}").all_exports()}
+    suffixes = tuple(f"({uid})" for uid in uids)
+
+    def deliveries() -> list[Any]:
+        """The delivery task runs as the server has recorded them (it records state events as they arrive)."""
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+        return [run for run in runs if run.name.endswith(suffixes)]
+
+    runs = deliveries()
+    deadline = time.monotonic() + 60  # not a timing assertion: wait until the final states are recorded
+    while time.monotonic() < deadline and not (len(runs) == 2 and all(r.state_type == "COMPLETED" for r in runs)):
+        time.sleep(0.2)
+        runs = deliveries()
+    names = {run.name for run in runs}
+    assert names == {f"{product} {rows[uid].file_name} ({uid})" for uid, product in uids.items()}
+    assert {rows[uid].file_name for uid in uids} == {"Prospects_2026.csv", "Inquiries_2026.csv"}
 
 
 def test_rerun_after_failed_downloads_finishes_without_duplicates(

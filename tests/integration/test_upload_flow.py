@@ -11,6 +11,9 @@ import hashlib
 import io
 import json
 import mimetypes
+import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,6 +189,36 @@ def test_each_final_status_and_exact_multipart(
     assert "canceled" in files["failed/enrollment_cancel.csv.error.txt"].decode()
     assert "enrollment_mapping.csv" in files  # still there, still reported
     assert "needs_person" in out.out and "canceled" in out.out
+
+
+def test_wrong_credentials_one_clear_error_one_login_attempt(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """The upload starts with the same `encoura-login` task as the export: refused once, exit 2, nothing sent.
+
+    Run as a user runs it (a subprocess), so the console output checked is exactly what they see."""
+    folder = tmp_path / "share" / "outgoing"
+    folder.mkdir(parents=True)
+    (folder / "enrollment_ok.csv").write_bytes(CSV)
+    env = {
+        **upload_env(sandbox, tmp_path / "state"),
+        "UPLOAD_SOURCE": f"{folder.as_uri()}/enrollment_*",
+        "ENCOURA_PASSWORD": "wrong-password",
+    }
+    keep = {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "PATH", "HOME", "LANG"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.encoura_upload"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == exit_codes.CONFIG_ERROR, done.stderr
+    assert "Encoura refused the login" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "wrong-password" not in done.stdout + done.stderr
+    assert sandbox.state.login_attempts == 1
+    assert sandbox.state.counters["upload_create"] == 0
+    assert (folder / "enrollment_ok.csv").read_bytes() == CSV  # not moved
 
 
 def test_invalid_files_refused_before_any_upload_call(

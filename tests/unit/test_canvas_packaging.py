@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from canvas_tasks.sis_import.csv_kinds import kind_of, parse_header
-from canvas_tasks.sis_import.packaging import detect_content, package_input
+from canvas_tasks.sis_import.packaging import check_input, detect_content, package_input
 from common.errors import ConfigError
 
 USERS = b"user_id,login_id,first_name,last_name,status\nU1,a,A,B,active\n"
@@ -148,10 +148,10 @@ def test_dry_run_checks_without_writing(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "users.csv").write_bytes(USERS)
-    assert package_input(str(folder), tmp_path / "staging", dry_run=True) is None
+    assert check_input(str(folder), tmp_path / "staging") is None
     assert not (tmp_path / "staging").exists()
     with pytest.raises(ConfigError, match="does not exist"):
-        package_input(str(tmp_path / "missing.csv"), tmp_path / "staging", dry_run=True)
+        check_input(str(tmp_path / "missing.csv"), tmp_path / "staging")
 
 
 @pytest.mark.parametrize(
