@@ -47,8 +47,9 @@ TAKEN_MARK = f"({TAKEN_STATUS}: an interrupted run renamed it into place and Sla
 class ExportRuntime:
     """Live objects for one run (API client, ledger, open destinations).
 
-    Deliberately a plain class, not a pydantic model or dataclass: Prefect passes it to tasks as an
-    opaque object and never tries to hash or serialise the clients inside it.
+    Tasks never receive it as a parameter (a task's inputs are plain values the UI can show and a
+    retry can replay): the flow provides it with `common.runtime.provide` and tasks look it up with
+    `current(ExportRuntime)`. Steps take it directly, so unit tests can build one by hand.
     """
 
     def __init__(

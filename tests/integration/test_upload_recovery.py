@@ -269,7 +269,7 @@ def test_a_run_that_lost_its_upload_claim_stops_before_its_next_post_move_or_rec
     import socket
 
     from encoura_tasks.upload import steps
-    from flows.encoura_upload import upload_runtime
+    from encoura_tasks.upload.runtime import upload_runtime
 
     folder = tmp_path / "outgoing"
     folder.mkdir()
@@ -280,8 +280,8 @@ def test_a_run_that_lost_its_upload_claim_stops_before_its_next_post_move_or_rec
         monkeypatch.setenv(name, value)
     frozen = ClaimOwner(socket.gethostname(), _dead_pid(), "frozen-run")
     other_run = ClaimOwner.current("taking-over-run")
-    with upload_runtime(dry_run=False) as (runtimes, _):
-        rt = runtimes[0]
+    with upload_runtime(dry_run=False) as run:
+        rt = run.runtimes[0]
         rt.owner = frozen  # run A
         rt.api.login()
         (item,) = rt.source.list_files()
