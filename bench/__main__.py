@@ -357,6 +357,7 @@ def orchestration(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         stack.sandbox.reset()
         expected = add_sized_exports(stack.sandbox, count, 1000, "tiny")
         dest = stack.workdir / f"local-{count}"
+        dest.mkdir(parents=True, exist_ok=True)  # the export refuses a missing root folder
         run = run_export_flow(stack, label=f"tiny-{count}", dest_env={"DESTINATIONS__LOCAL__URL": dest.as_uri()})
         run["verify"] = verify_arrived(dest, expected)
         run["files"] = count

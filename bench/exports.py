@@ -69,6 +69,11 @@ class Stack:
         return env
 
     def sftp_env(self, name: str, port: int, remote_dir: str) -> dict[str, str]:
+        """A destination at `remote_dir`, created first: the export refuses a missing root folder."""
+        root = self.ssh.local_dir(remote_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        parent = root.parent.stat()
+        os.chown(root, parent.st_uid, parent.st_gid)
         prefix = f"DESTINATIONS__{name.upper()}__"
         return {
             f"{prefix}URL": f"sftp://{self.ssh.user}@127.0.0.1:{port}{remote_dir}",

@@ -19,8 +19,30 @@ def _get(d: dict[str, Any], *keys: str) -> Any:
     return d
 
 
+def unsound_runs(r: Any) -> int:
+    """How many measured runs anywhere in the results failed (non-zero exit) or delivered wrong files."""
+    if isinstance(r, list):
+        return sum(unsound_runs(item) for item in r)
+    if not isinstance(r, dict):
+        return 0
+    own = int(r.get("returncode") not in (0, None) or (r.get("verify") or {}).get("ok", True) is False)
+    return own + sum(unsound_runs(value) for value in r.values())
+
+
 def evaluate_targets(r: dict[str, Any]) -> dict[str, Any]:
-    """Each target with its measured value; `met` is None when the scenario did not run."""
+    """Each target with its measured value; `met` is None when the scenario did not run.
+
+    A fast but wrong run proves nothing: when any run failed or was not verified, no target is met."""
+    t = _measured_targets(r)
+    if unsound_runs(r):
+        for target in t.values():
+            if target["met"]:
+                target["met"] = False
+                target["void"] = "a run in this benchmark failed or delivered wrong files"
+    return t
+
+
+def _measured_targets(r: dict[str, Any]) -> dict[str, Any]:
     t: dict[str, Any] = {}
     lat = _get(r, "throughput", "latency") or {}
     if _get(lat, "flow", "seconds"):
