@@ -74,14 +74,22 @@ class Progress:
     would cost more than the files themselves.
     """
 
-    def __init__(self, total: int, description: str, *, min_interval: float = 1.0) -> None:
+    def __init__(
+        self, total: int, description: str, *, key: str | None = None, start: float = 0.0, min_interval: float = 1.0
+    ) -> None:
         self.total = max(total, 1)
         self.done = 0
         self.min_interval = min_interval
         self._last_sent = time.monotonic()
         self.artifact_id: UUID | None = None
         if in_flow_run():
-            self.artifact_id = create_progress_artifact(progress=0.0, description=description)
+            self.artifact_id = create_progress_artifact(progress=start, key=key, description=description)
+
+    def show(self, percent: float, description: str) -> None:
+        """Set the progress a remote job reports itself (a Canvas import's own percentage), with a line
+        saying where it is; sent every time, since the caller already paces its polls."""
+        if self.artifact_id is not None:
+            update_progress_artifact(self.artifact_id, progress=percent, description=description)
 
     def advance(self) -> None:
         self.done += 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
@@ -25,7 +24,7 @@ from canvas_tasks.sis_import.submissions import SubmissionStore, submission_key
 from canvas_tasks.sis_import.watch import describe_progress, outcome_for, watch_until_done
 from common.errors import ConfigError
 from common.redaction import redact_url
-from common.report import Table, publish_report
+from common.report import Progress, Table, publish_report
 
 ARTIFACT_PREFIX = "canvas-sis-import"
 CLOCK_SKEW = timedelta(minutes=2)  # margin between our clock and Canvas's created_at
@@ -143,9 +142,7 @@ def watch_task(
     logger = get_run_logger()
     settings = load_canvas_settings()
     import_id = submitted.id
-    artifact_id = create_progress_artifact(
-        progress=0.0, key=f"{ARTIFACT_PREFIX}-progress", description=f"Import {import_id}: submitted"
-    )
+    progress = Progress(100, f"Import {import_id}: submitted", key=f"{ARTIFACT_PREFIX}-progress")
     last_seen = [submitted]
     last_line: list[str] = []
 
@@ -155,7 +152,7 @@ def watch_task(
         if not last_line or last_line[0] != line:
             logger.info(line)
             last_line[:] = [line]
-        update_progress_artifact(artifact_id=artifact_id, progress=float(imp.progress or 0.0), description=line)
+        progress.show(float(imp.progress or 0.0), line)
 
     with make_client(settings) as client:
         try:

@@ -14,15 +14,14 @@ source's `UploadRuntime` through `common.runtime.current(UploadRun)`, which the 
 from __future__ import annotations
 
 from dataclasses import replace
-from uuid import UUID
 
 import httpx
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
+from common.report import Progress
 from common.runtime import current
 from common.task_retry import retry_only
 from destinations import HostKeyError, PublishError
@@ -45,7 +44,7 @@ class StatusProgress:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.artifact_id: UUID | None = None
+        self.progress: Progress | None = None  # created with the first status: a file never polled has none
 
     def __call__(self, status: str) -> None:
         try:
@@ -55,10 +54,10 @@ class StatusProgress:
             progress = 100.0  # failure / canceled / mapping: nothing more will happen this run
         description = f"{self.name}: Encoura status {status}"
         try:
-            if self.artifact_id is None:
-                self.artifact_id = create_progress_artifact(progress=progress, description=description)
+            if self.progress is None:
+                self.progress = Progress(100, description, start=progress)
             else:
-                update_progress_artifact(self.artifact_id, progress=progress, description=description)
+                self.progress.show(progress, description)
         except Exception as exc:  # a report must never break an upload
             get_run_logger().debug("progress artifact not updated: %s", type(exc).__name__)
 
