@@ -153,6 +153,7 @@ def _sqlalchemy_message(exc: BaseException) -> tuple[str, int] | None:
 # may not import them (import rules), so they are recognized by class name, most specific first.
 _KNOWN_ERRORS: tuple[tuple[str, int], ...] = (
     ("HostKeyError", SETTINGS),
+    ("AuthenticationRefused", SETTINGS),
     ("EncouraAuthError", SETTINGS),
     ("UploadSourceError", SETTINGS),
     ("DestinationUnavailable", TRANSIENT),

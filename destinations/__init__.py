@@ -4,7 +4,8 @@ Importing this package registers `SlateSFTPFileSystem` with fsspec for `sftp://`
 (clobbering sshfs's registration), so every way of reaching SFTP in this process verifies host keys.
 
 Public API (see docs/destinations.md, "For flow authors"): `DestinationConfig`, `open_destination`, `filesystem_for`,
-`close_filesystem`, `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `HostKeyError`,
+`close_filesystem`, `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `AuthenticationRefused`,
+`HostKeyError`,
 `RootFolderMissing`, `SlateSFTPFileSystem`, the plain functions `publish`, `move_noreplace`, `sweep`,
 `probe`, `check_root`, `reachable`, URL helpers `uses_sftp` / `url_protocols`, and the templates
 `PathContext`, `render_path`, `validate_template`.
@@ -14,6 +15,7 @@ import fsspec
 
 from destinations.base import (
     DEFAULT_SWEEP_GRACE_SECONDS,
+    AuthenticationRefused,
     Destination,
     DestinationUnavailable,
     HostKeyError,
@@ -51,6 +53,7 @@ publish = Destination.publish
 __all__ = [
     "DEFAULT_SWEEP_GRACE_SECONDS",
     "ENTRY_POINT_GROUP",
+    "AuthenticationRefused",
     "Destination",
     "DestinationConfig",
     "DestinationUnavailable",

@@ -18,7 +18,7 @@ from common.host_limits import host_slot
 from common.redaction import redact_url
 from destinations import publish as operations
 from destinations.config import DEFAULT_SWEEP_GRACE_SECONDS, DestinationConfig
-from destinations.errors import DestinationUnavailable, HostKeyError, PublishError, Receipt
+from destinations.errors import AuthenticationRefused, DestinationUnavailable, HostKeyError, PublishError, Receipt
 from destinations.publish import PublishOptions
 from destinations.templates import check_relative_path
 
@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_SWEEP_GRACE_SECONDS",
+    "AuthenticationRefused",
     "Destination",
     "DestinationUnavailable",
     "HostKeyError",

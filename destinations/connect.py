@@ -12,7 +12,7 @@ from fsspec.asyn import get_loop, sync
 
 from common.secrets import reveal
 from destinations.config import DestinationConfig, reveal_options, sftp_segment
-from destinations.errors import DestinationUnavailable, HostKeyError
+from destinations.errors import AuthenticationRefused, DestinationUnavailable, HostKeyError
 from destinations.hostkeys import fetch_server_fingerprint, host_key_options
 from destinations.sftpfs import HostKeyRequired, SlateSFTPFileSystem
 
@@ -142,7 +142,7 @@ def connect_filesystem(
             destination=name,
         ) from None
     except (PermissionError, asyncssh.PermissionDenied):
-        raise DestinationUnavailable(
+        raise AuthenticationRefused(
             f"{name}: authentication failed for user {options.get('username', '(default)')!r} at {where}; "
             f"check {setting_prefix}PASSWORD / {setting_prefix}CLIENT_KEY",
             destination=name,

@@ -35,5 +35,9 @@ class DestinationUnavailable(PublishError):
     """Nothing can be delivered there right now: down, refused, bad credentials, host key mismatch."""
 
 
+class AuthenticationRefused(DestinationUnavailable):
+    """The server refused the user name, password or key: the settings' to fix (exit 2), never worth a retry."""
+
+
 class HostKeyError(DestinationUnavailable):
     """The server's host key is unknown or differs from the pinned/known one (message has its fingerprint)."""

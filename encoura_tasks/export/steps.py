@@ -20,6 +20,7 @@ from fsspec.callbacks import Callback
 from common.errors import ConfigError, merge_config_errors
 from common.hashing import file_hexdigest
 from destinations import (
+    AuthenticationRefused,
     Destination,
     DestinationUnavailable,
     HostKeyError,
@@ -356,7 +357,7 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
             receipt = settle_intent(rt, dest, intent, local)
             if receipt is not None:
                 lines.append(f"{intent.export_uid} -> {dest.name}: settled")
-        except HostKeyError as exc:
+        except (HostKeyError, AuthenticationRefused) as exc:
             raise ConfigError(str(exc)) from None  # a settings mistake: stop before listing (exit 2)
         except DestinationUnavailable as exc:
             rt.unavailable[dest.name] = str(exc)
@@ -374,17 +375,19 @@ def settle_open_intents(rt: ExportRuntime) -> list[str]:
 def destination_unreachable(dest: Destination) -> str | None:
     """Why this destination cannot receive files right now, or None. The one place that asks.
 
-    Two answers are settings mistakes, not outages, and raise ConfigError (exit 2) so the run stops
+    Three answers are settings mistakes, not outages, and raise ConfigError (exit 2) so the run stops
     before listing (a listing consumes exports) instead of saying "try again":
     - the server's host key is unknown or differs from HOST_KEY / KNOWN_HOSTS: trying again cannot
       help, and connecting anyway is what the check exists to prevent;
+    - the server refused the user, password or key (a rotated password): only PASSWORD / CLIENT_KEY
+      can fix it, and each retry counts against the account's lockout;
     - the root folder is missing (`destinations.reachable`): a typo in the URL's folder would
       otherwise be created and watched by nothing (issue 12 item 8). Folders below the root that
       come from PATH_TEMPLATE are still created by the publish.
     """
     try:
         dest.connect_check()
-    except HostKeyError as exc:
+    except (HostKeyError, AuthenticationRefused) as exc:
         raise ConfigError(str(exc)) from None
     except PublishError as exc:
         return str(exc)

@@ -24,7 +24,7 @@ from common.errors import ConfigError
 from common.report import Progress
 from common.runtime import current
 from common.task_retry import retry_only
-from destinations import HostKeyError, PublishError
+from destinations import AuthenticationRefused, HostKeyError, PublishError
 from encoura_tasks.api.errors import EncouraAuthError, EncouraError
 from encoura_tasks.upload import steps as upload_steps
 from encoura_tasks.upload.runtime import UploadRun
@@ -34,7 +34,7 @@ from ledger import UploadRow
 
 # Retry what may pass on a second try (network, storage, Encoura hiccups); never bad credentials.
 _retry_transient = retry_only(
-    permanent=(EncouraAuthError, ConfigError, HostKeyError),
+    permanent=(EncouraAuthError, ConfigError, HostKeyError, AuthenticationRefused),
     transient=(EncouraError, UploadSourceError, PublishError, httpx.HTTPError, OSError),
 )
 

@@ -388,9 +388,9 @@ def test_sftp_password_refused_names_the_setting(
 ) -> None:
     env = sftp_env(job, sftp_server, tmp_path, encoura_sandbox, password="wrong-pw-123")
     result = run_module(JOBS[job], env, cwd=tmp_path)
-    # Documented as exit 1 (docs/troubleshooting.md, Slate SFTP): the destination is reported unavailable
-    # and the others are still served; the line names the setting to correct.
-    assert_one_clear_line(result, 1, ("authentication failed", f"{SETTING_PREFIX[job]}PASSWORD"))
+    # A refused password is the settings' to fix (exit 2): the export stops before listing, the upload
+    # before sending; the line names the setting to correct.
+    assert_one_clear_line(result, 2, ("authentication failed", f"{SETTING_PREFIX[job]}PASSWORD"))
     assert "wrong-pw-123" not in result.stdout + result.stderr
 
 
@@ -401,10 +401,8 @@ def test_sftp_host_key_changed(job: str, tmp_path: Path, encoura_sandbox: Sandbo
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
     env = sftp_env(job, sftp_server, tmp_path, encoura_sandbox, host_key=f"{other[0]} {other[1]}")
     result = run_module(JOBS[job], env, cwd=tmp_path)
-    # The export's exit code for this case is being changed from 1 to 2 on another branch (a changed
-    # host key is the settings' to fix); until that lands, only the one clear line is asserted for it.
-    code = 2 if job == "upload" else None
-    assert_one_clear_line(result, code, ("127.0.0.1", "host key"))
+    # A changed host key is the settings' to fix (exit 2), for the export and the upload alike.
+    assert_one_clear_line(result, 2, ("127.0.0.1", "host key"))
 
 
 def test_sftp_destination_folder_not_writable(tmp_path: Path, encoura_sandbox: SandboxServer, make_sftp_server) -> None:  # type: ignore[no-untyped-def]
