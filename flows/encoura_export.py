@@ -30,7 +30,7 @@ from encoura_tasks.export.report import outcome_rows, print_console_report, publ
 from encoura_tasks.export.runtime import export_runtime, sweep
 from encoura_tasks.export.settings import load_export_settings
 from encoura_tasks.export.steps import ExportOutcome, start_of_run
-from encoura_tasks.export.tasks import deliver_export, delivery_run_name, list_and_record
+from encoura_tasks.export.tasks import deliver_export, delivery_label, list_and_record
 from encoura_tasks.session import encoura_login
 from ledger.store import ALL_PRODUCTS, ExportRow
 
@@ -86,8 +86,7 @@ def encoura_export(
                 retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds
             )
             def submit(p: ExportRow) -> Any:  # renamed by the task once staging tells it the file name
-                name = delivery_run_name(p.product_key, p.file_name or p.source_name, p.uid)
-                return task.with_options(task_run_name=name).submit(p.uid)
+                return task.submit(p.uid, label=delivery_label(p.product_key, p.file_name or p.source_name))
 
             for row, result in fan_out(submit, pending, limit=settings.max_parallel_files):
                 if isinstance(result, Exception):
