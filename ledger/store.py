@@ -272,9 +272,16 @@ class Ledger:
             with conn.begin():
                 yield conn
 
-    def _read(self) -> Connection:
-        """A connection for queries only (no write lock on SQLite)."""
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for queries only (no write lock on SQLite).
+
+        Inside a quiet section too: a read is a transaction as well, and a test run frozen (":stop")
+        while its heartbeat thread was between BEGIN and ROLLBACK kept a PostgreSQL session idle in
+        transaction; past `idle_in_transaction_session_timeout` the server ended it, and the resumed
+        run failed with that instead of finding it had lost its claim."""
+        with quiet_section(), self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            yield conn
 
     def close(self) -> None:
         self.stop_heartbeat()
