@@ -58,6 +58,10 @@ def crashpoint(name: str) -> None:
         return
     if action == "stop":
         with _quiet:  # wait until no other thread is inside a quiet section, then freeze
-            os.kill(os.getpid(), signal.SIGSTOP)
+            # Sent to this thread, not the process: a process-directed SIGSTOP is taken by the main
+            # thread, and on a loaded machine this thread ran on (out of the quiet section, into the
+            # next ledger write) before the main thread was scheduled to stop the group, so the
+            # frozen run held SQLite's write lock. A thread-directed stop lands as kill returns.
+            signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
         return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -39,10 +39,6 @@ def database(request: pytest.FixtureRequest, rig: Rig) -> str:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("point", FREEZE_POINTS)
-# Known gap (issue 12 note): passes alone (6/6, SQLite and PostgreSQL), but inside the loaded full suite
-# about one case in a run fails: once "database is locked" from the SQLite run taking over, once the
-# PostgreSQL after-rename case (2026-12-02, cause not captured). Non-strict until the cause is found.
-@pytest.mark.xfail(strict=False, reason="intermittent failure of one case inside the loaded full suite only")
 def test_a_run_frozen_past_its_lease_delivers_nothing_twice(
     rig: Rig, database: str, slate_importer, zygote: Zygote, point: str, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
