@@ -26,7 +26,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from common.crashpoints import crashpoint, quiet_section
@@ -100,14 +113,73 @@ def _claim_lost_from_message(message: str, what: str, key: object) -> ClaimLost:
     return exc
 
 
+# The statements one delivery runs a dozen times, built once. Building a statement and its cache key
+# in Python was most of the ledger's cost (a quarter of an export's CPU in py-spy); a prebuilt one
+# reuses both, and SQLAlchemy's compiled cache then skips the compile too. Values go in as bind
+# parameters (named b_*: SET/VALUES reserve the column names).
+_SQLITE_NOW = select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))
+_NOW = select(func.now())
+_GET_EXPORT = select(exports).where(exports.c.uid == bindparam("b_uid"))
+_DELIVERIES_FOR = (
+    select(deliveries).where(deliveries.c.export_uid == bindparam("b_uid")).order_by(deliveries.c.destination)
+)
+_INTENTS_FOR = (
+    select(publish_intents).where(publish_intents.c.export_uid == bindparam("b_uid")).order_by(publish_intents.c.id)
+)
+_UPDATE_EXPORT = update(exports).where(exports.c.uid == bindparam("b_uid"))
+_UPDATE_DELIVERY = update(deliveries).where(
+    and_(deliveries.c.export_uid == bindparam("b_uid"), deliveries.c.destination == bindparam("b_destination"))
+)
+_MARK_DELIVERED = _UPDATE_DELIVERY.values(attempts=deliveries.c.attempts + 1, last_error=None)
+_UPDATE_INTENT = update(publish_intents).where(publish_intents.c.id == bindparam("b_id"))
+_SUPERSEDE_INTENTS = update(publish_intents).where(
+    and_(
+        publish_intents.c.export_uid == bindparam("b_uid"),
+        publish_intents.c.destination == bindparam("b_destination"),
+        publish_intents.c.status == "open",
+    )
+)
+_RELEASE_EXPORT = (
+    update(exports)
+    .where(and_(exports.c.uid == bindparam("b_uid"), exports.c.claimed_by == bindparam("b_me")))
+    .values(claimed_by=None, claim_expires_at=None)
+)
+_FENCES = {
+    (table.name, key_col): update(table)
+    .where(and_(table.c[key_col] == bindparam("b_key"), table.c.claimed_by == bindparam("b_me")))
+    .values(claim_expires_at=bindparam("b_expires"))
+    for table, key_col in ((exports, "uid"), (uploads, "id"))
+}
+_TAKE_CLAIM = {
+    (table.name, key_col, free): update(table)
+    .where(
+        and_(
+            table.c[key_col] == bindparam("b_key"),
+            table.c.claimed_by.is_(None) if free else table.c.claimed_by == bindparam("b_prev"),
+        )
+    )
+    .values(claimed_by=bindparam("b_me"), claim_expires_at=bindparam("b_expires"))
+    for table, key_col in ((exports, "uid"), (uploads, "id"))
+    for free in (True, False)
+}
+_INSERT_INTENT = insert(publish_intents)
+_INSERT_DELIVERY = insert(deliveries)
+_CLAIM_READS = {
+    (table.name, key_col): select(table.c.claimed_by, table.c.claim_expires_at).where(
+        table.c[key_col] == bindparam("b_key")
+    )
+    for table, key_col in ((exports, "uid"), (uploads, "id"))
+}
+
+
 def db_now(conn: Connection) -> datetime:
     """The database's clock: every worker's leases are measured against one clock, not each its own."""
     if conn.dialect.name == "sqlite":
         # CURRENT_TIMESTAMP has whole seconds only; %f gives milliseconds. SQLite runs on the host
         # that holds the file, so this is that host's clock (the same for every worker using it).
-        value = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+        value = conn.execute(_SQLITE_NOW).scalar_one()
         return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
-    return _aware(conn.execute(select(func.now())).scalar_one())  # type: ignore[return-value]
+    return _aware(conn.execute(_NOW).scalar_one())  # type: ignore[return-value]
 
 
 def _ensure_wal(cursor: Any, attempts: int = 50) -> None:
@@ -225,13 +297,14 @@ class Ledger:
             engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
             @event.listens_for(engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
                 # WAL lets readers and one writer proceed together across processes; FULL sync = durable.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 _ensure_wal(cur)
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
+                record.info["synchronous"] = "FULL"
 
             @event.listens_for(engine, "begin")
             def _sqlite_begin(conn: Any) -> None:
@@ -244,7 +317,9 @@ class Ledger:
                 # Per transaction (the pragma cannot change inside one): FULL fsyncs the WAL at commit,
                 # NORMAL leaves it to the next FULL commit or checkpoint (see Ledger._begin).
                 sync = "NORMAL" if options.get(NOT_DURABLE) else "FULL"
-                conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+                if conn.info.get("synchronous") != sync:  # the DBAPI connection's own info: kept per connection
+                    conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+                    conn.info["synchronous"] = sync
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             return engine
@@ -303,34 +378,30 @@ class Ledger:
         return owner.host == me.host and not pid_exists(owner.pid)
 
     def _claim(self, table: Table, key_col: str, key: Any, me: ClaimOwner) -> bool:
-        key_column = table.c[key_col]
         with self._begin(durable=False) as conn:
             now = db_now(conn)
-            row = conn.execute(select(table.c.claimed_by, table.c.claim_expires_at).where(key_column == key)).first()
+            row = conn.execute(_CLAIM_READS[table.name, key_col], {"b_key": key}).first()
             if row is None or not self._stale(row.claimed_by, row.claim_expires_at, me, now):
                 return False
-            cond = table.c.claimed_by.is_(None) if row.claimed_by is None else table.c.claimed_by == row.claimed_by
-            result = conn.execute(
-                update(table)
-                .where(and_(key_column == key, cond))
-                .values(claimed_by=me.token(), claim_expires_at=now + self.claim_ttl)
-            )
-            return result.rowcount == 1
+            # Compare and swap on the holder just read: on PostgreSQL another run may claim in between.
+            take = _TAKE_CLAIM[table.name, key_col, row.claimed_by is None]
+            params = {"b_key": key, "b_prev": row.claimed_by, "b_me": me.token(), "b_expires": now + self.claim_ttl}
+            return conn.execute(take, params).rowcount == 1
 
-    def _fence(self, conn: Connection, table: Table, key_col: str, key: Any, me: ClaimOwner | None) -> None:
+    def _fence(self, conn: Connection, table: Table, key_col: str, key: Any, me: ClaimOwner | None) -> datetime:
         """Inside a write transaction: renew `me`'s claim or raise ClaimLost. The UPDATE takes the
         row's write lock (PostgreSQL) or runs under BEGIN IMMEDIATE (SQLite), so no other run can take
-        the claim between this check and the write that follows in the same transaction."""
+        the claim between this check and the write that follows in the same transaction.
+
+        Returns the database's time, for the transaction's other timestamps (one clock read each)."""
+        now = db_now(conn)
         if me is None:
-            return
-        result = conn.execute(
-            update(table)
-            .where(and_(table.c[key_col] == key, table.c.claimed_by == me.token()))
-            .values(claim_expires_at=db_now(conn) + self.claim_ttl)
-        )
-        if result.rowcount != 1:
+            return now
+        params = {"b_key": key, "b_me": me.token(), "b_expires": now + self.claim_ttl}
+        if conn.execute(_FENCES[table.name, key_col], params).rowcount != 1:
             what = "export" if table is exports else "upload"
             raise ClaimLost(what, key, me)
+        return now
 
     def holds_export(self, uid: str, me: ClaimOwner) -> bool:
         """Renew and report: True while this run still holds the export's claim."""
@@ -353,11 +424,7 @@ class Ledger:
         with self._held_lock:
             self._held.discard(uid)
         with self._begin(durable=False) as conn:
-            conn.execute(
-                update(exports)
-                .where(and_(exports.c.uid == uid, exports.c.claimed_by == me.token()))
-                .values(claimed_by=None, claim_expires_at=None)
-            )
+            conn.execute(_RELEASE_EXPORT, {"b_uid": uid, "b_me": me.token()})
 
     def renew_claims(self, me: ClaimOwner) -> int:
         """Extend every lease this run holds (database clock); returns how many it still holds, so a
@@ -479,7 +546,7 @@ class Ledger:
 
     def get_export(self, uid: str) -> ExportRow | None:
         with self._read() as conn:
-            row = conn.execute(select(exports).where(exports.c.uid == uid)).first()
+            row = conn.execute(_GET_EXPORT, {"b_uid": uid}).first()
         return _row(ExportRow, row) if row else None
 
     def pending_exports(self, product_keys: list[str] | None = None) -> list[ExportRow]:
@@ -494,16 +561,20 @@ class Ledger:
         with self._read() as conn:
             return [_row(ExportRow, r) for r in conn.execute(select(exports).order_by(exports.c.listed_at))]
 
-    def assign_file_name(self, uid: str, wanted: str, fallback: str, *, me: ClaimOwner | None = None) -> str:
-        """Give the export a file name no other export ever had; keep the one it already has."""
-        current = self.get_export(uid)
+    def assign_file_name(
+        self, uid: str, wanted: str, fallback: str, *, me: ClaimOwner | None = None, current: ExportRow | None = None
+    ) -> str:
+        """Give the export a file name no other export ever had; keep the one it already has.
+
+        `current`: the row as the caller read it under its claim (saves reading it again)."""
+        current = current or self.get_export(uid)
         if current and current.file_name:
             return current.file_name
         for candidate in (wanted, fallback):
             try:
                 with self._begin(durable=False) as conn:
                     self._fence(conn, exports, "uid", uid, me)
-                    conn.execute(update(exports).where(exports.c.uid == uid).values(file_name=candidate))
+                    conn.execute(_UPDATE_EXPORT, {"b_uid": uid, "file_name": candidate})
                 return candidate
             except IntegrityError:
                 continue
@@ -512,20 +583,10 @@ class Ledger:
     def mark_staged(
         self, uid: str, *, source_name: str, size: int, sha256: str, me: ClaimOwner | None = None
     ) -> None:
+        values = {"status": "staged", "source_name": source_name, "size": size, "sha256": sha256, "last_error": None}
         with self._begin(durable=False) as conn:
             self._fence(conn, exports, "uid", uid, me)
-            conn.execute(
-                update(exports)
-                .where(exports.c.uid == uid)
-                .values(
-                    status="staged",
-                    source_name=source_name,
-                    size=size,
-                    sha256=sha256,
-                    staged_at=worker_now(),
-                    last_error=None,
-                )
-            )
+            conn.execute(_UPDATE_EXPORT, {"b_uid": uid, "staged_at": worker_now(), **values})
         crashpoint("ledger.mark_staged")
 
     def mark_export_error(
@@ -542,9 +603,7 @@ class Ledger:
         with self._begin() as conn:
             self._fence(conn, exports, "uid", uid, me)
             conn.execute(
-                update(exports)
-                .where(exports.c.uid == uid)
-                .values(status="delivered", delivered_at=worker_now(), last_error=None)
+                _UPDATE_EXPORT, {"b_uid": uid, "status": "delivered", "delivered_at": worker_now(), "last_error": None}
             )
         crashpoint("ledger.mark_export_delivered")
 
@@ -558,25 +617,25 @@ class Ledger:
             )
 
     # -------------------------------------------------------------- deliveries
-    def ensure_deliveries(self, uid: str, destinations: list[str], *, me: ClaimOwner | None = None) -> None:
+    def ensure_deliveries(
+        self, uid: str, destinations: list[str], *, me: ClaimOwner | None = None
+    ) -> list[DeliveryRow]:
+        """Add a pending row per destination not yet known; returns all of the export's rows (read in
+        the same transaction, so the caller need not read them again)."""
         with self._begin(durable=False) as conn:
             self._fence(conn, exports, "uid", uid, me)
-            have = {
-                r.destination
-                for r in conn.execute(select(deliveries.c.destination).where(deliveries.c.export_uid == uid))
-            }
-            for name in destinations:
-                if name not in have:
-                    conn.execute(
-                        insert(deliveries).values(export_uid=uid, destination=name, status="pending", attempts=0)
-                    )
+            have = [_row(DeliveryRow, r) for r in conn.execute(_DELIVERIES_FOR, {"b_uid": uid})]
+            missing = sorted(set(destinations) - {d.destination for d in have})
+            for name in missing:
+                pending = {"export_uid": uid, "destination": name, "status": "pending", "attempts": 0}
+                conn.execute(_INSERT_DELIVERY, pending)
+            if not missing:
+                return have
+            return [_row(DeliveryRow, r) for r in conn.execute(_DELIVERIES_FOR, {"b_uid": uid})]
 
     def deliveries_for(self, uid: str) -> list[DeliveryRow]:
         with self._read() as conn:
-            rows = conn.execute(
-                select(deliveries).where(deliveries.c.export_uid == uid).order_by(deliveries.c.destination)
-            )
-            return [_row(DeliveryRow, r) for r in rows]
+            return [_row(DeliveryRow, r) for r in conn.execute(_DELIVERIES_FOR, {"b_uid": uid})]
 
     def all_deliveries(self) -> list[DeliveryRow]:
         with self._read() as conn:
@@ -597,28 +656,15 @@ class Ledger:
         note: str | None = None,
     ) -> None:
         """Record a confirmed delivery and, in the same transaction, close the intent it came from."""
+        delivered = {"relative_path": relative_path, "final_path": final_path, "size": size, "sha256": sha256}
         with self._begin() as conn:
-            self._fence(conn, exports, "uid", uid, me)
+            now = self._fence(conn, exports, "uid", uid, me)
             if intent_id is not None:
                 conn.execute(
-                    update(publish_intents)
-                    .where(publish_intents.c.id == intent_id)
-                    .values(status=intent_status, note=note, settled_at=db_now(conn))
+                    _UPDATE_INTENT, {"b_id": intent_id, "status": intent_status, "note": note, "settled_at": now}
                 )
-            conn.execute(
-                update(deliveries)
-                .where(and_(deliveries.c.export_uid == uid, deliveries.c.destination == destination))
-                .values(
-                    status="delivered",
-                    relative_path=relative_path,
-                    final_path=final_path,
-                    size=size,
-                    sha256=sha256,
-                    delivered_at=worker_now(),
-                    last_error=None,
-                    attempts=deliveries.c.attempts + 1,
-                )
-            )
+            key = {"b_uid": uid, "b_destination": destination}
+            conn.execute(_MARK_DELIVERED, {**key, "status": "delivered", "delivered_at": worker_now(), **delivered})
         crashpoint("ledger.mark_delivered")
 
     def mark_delivery_failed(self, uid: str, destination: str, error: str, *, me: ClaimOwner | None = None) -> None:
@@ -648,30 +694,13 @@ class Ledger:
         open intents before it publishes, so one still open here belonged to an attempt that
         failed before its rename and left nothing behind but what the sweep removes."""
         with self._begin() as conn:
-            self._fence(conn, exports, "uid", uid, me)
-            now = db_now(conn)
-            conn.execute(
-                update(publish_intents)
-                .where(
-                    and_(
-                        publish_intents.c.export_uid == uid,
-                        publish_intents.c.destination == destination,
-                        publish_intents.c.status == "open",
-                    )
-                )
-                .values(status="abandoned", note="superseded by a newer attempt", settled_at=now)
-            )
+            now = self._fence(conn, exports, "uid", uid, me)
+            superseded = {"status": "abandoned", "note": "superseded by a newer attempt", "settled_at": now}
+            conn.execute(_SUPERSEDE_INTENTS, {"b_uid": uid, "b_destination": destination, **superseded})
+            intent = {"temp_path": temp_path, "final_path": final_path, "size": size, "sha256": sha256}
             result = conn.execute(
-                insert(publish_intents).values(
-                    export_uid=uid,
-                    destination=destination,
-                    temp_path=temp_path,
-                    final_path=final_path,
-                    size=size,
-                    sha256=sha256,
-                    status="open",
-                    created_at=now,
-                )
+                _INSERT_INTENT,
+                {"export_uid": uid, "destination": destination, "status": "open", "created_at": now, **intent},
             )
             intent_id = int(result.inserted_primary_key[0])
         crashpoint("ledger.record_intent")
@@ -685,9 +714,8 @@ class Ledger:
             return [_row(IntentRow, r) for r in conn.execute(query)]
 
     def intents_for(self, uid: str) -> list[IntentRow]:
-        query = select(publish_intents).where(publish_intents.c.export_uid == uid).order_by(publish_intents.c.id)
         with self._read() as conn:
-            return [_row(IntentRow, r) for r in conn.execute(query)]
+            return [_row(IntentRow, r) for r in conn.execute(_INTENTS_FOR, {"b_uid": uid})]
 
     def close_intent(self, intent_id: int, status: str, note: str, *, uid: str, me: ClaimOwner | None = None) -> None:
         """Settle an intent that did not end in a delivery (e.g. `abandoned`: nothing arrived)."""

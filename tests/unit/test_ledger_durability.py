@@ -2,33 +2,37 @@
 the rename, delivered) commit with synchronous=FULL; claims, file names, staging notes and delivery
 rows commit with NORMAL, made durable by the next FULL commit (WAL keeps commit order).
 
-Observed through SQLAlchemy's public `before_cursor_execute` event on a real SQLite file."""
+Observed through SQLAlchemy's public `commit` event on a real SQLite file: the synchronous level in
+effect on the connection as each transaction commits (the ledger sets the pragma only when it changes)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from ledger import ClaimOwner, Ledger
 
+LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
-def _sync_before_each_write(ledger: Ledger) -> list[str]:
+
+def _sync_at_each_commit(ledger: Ledger) -> list[str]:
     seen: list[str] = []
 
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if statement.startswith("PRAGMA synchronous="):
-            seen.append(statement.rpartition("=")[2])
+    def record(conn: Connection) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        seen.append(LEVELS[cursor.execute("PRAGMA synchronous").fetchone()[0]])
+        cursor.close()
 
-    event.listen(ledger.engine, "before_cursor_execute", record)
+    event.listen(ledger.engine, "commit", record)
     return seen
 
 
 def test_only_guarantee_carrying_writes_are_fsynced(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     me = ClaimOwner.current("run-1")
-    seen = _sync_before_each_write(ledger)
+    seen = _sync_at_each_commit(ledger)
     steps: list[tuple[str, int]] = []
 
     def step(name: str, action: Callable[[], object]) -> None:
