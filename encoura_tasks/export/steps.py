@@ -6,6 +6,7 @@ without an orchestrator, and keeps the flow a readable list of steps.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -35,7 +36,7 @@ from encoura_tasks.api.errors import ExportRejected
 from encoura_tasks.api.models import source_name_from_url
 from encoura_tasks.export.naming import fallback_stem, sanitize_filename, unique_variant
 from encoura_tasks.export.settings import RunSettings
-from ledger import ClaimLost, ClaimOwner, ExportRow, IntentRow, Ledger
+from ledger import ClaimLost, ClaimOwner, DeliveryRow, ExportRow, IntentRow, Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +135,11 @@ def file_kind(path: Path) -> str:
     return "text"
 
 
-def stage(rt: ExportRuntime, uid: str) -> ExportRow:
-    """Make sure the export's bytes are in staging and recorded; download with a fresh URL if not."""
-    row = rt.ledger.get_export(uid)
+def stage(rt: ExportRuntime, uid: str, row: ExportRow | None = None) -> ExportRow:
+    """Make sure the export's bytes are in staging and recorded; download with a fresh URL if not.
+
+    `row`: the export as the caller read it under its claim (saves a ledger read)."""
+    row = row or rt.ledger.get_export(uid)
     if row is None:
         raise KeyError(f"export {uid} is not in the ledger")
     if row.status == "staged" and row.file_name:
@@ -148,7 +151,7 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
     url = rt.client.get_download_url(uid)  # fresh, one-time, short-lived: ask right before using it
     source_name = source_name_from_url(url.reveal())
     wanted = sanitize_filename(source_name, fallback=fallback_stem(uid))
-    file_name = rt.ledger.assign_file_name(uid, wanted, unique_variant(wanted, uid), me=rt.owner)
+    file_name = rt.ledger.assign_file_name(uid, wanted, unique_variant(wanted, uid), me=rt.owner, current=row)
     target = rt.staging_path(uid, file_name)
     make_private_dir(rt.staging_dir)
     make_private_dir(target.parent)
@@ -168,10 +171,9 @@ def stage(rt: ExportRuntime, uid: str) -> ExportRow:
         logger.warning("Export %s (%s) is not a CSV (%s); delivered unchanged", uid, file_name, kind)
     rt.ledger.mark_staged(uid, source_name=source_name, size=downloaded.size, sha256=downloaded.sha256, me=rt.owner)
     logger.info("Export %s staged as %s (%d bytes)", uid, file_name, downloaded.size)
-    refreshed = rt.ledger.get_export(uid)
-    if refreshed is None:  # the row was just written under our claim: only a wiped ledger loses it
-        raise LookupError(f"export {uid}: its ledger row vanished while staging")
-    return refreshed
+    # What mark_staged just wrote under our claim (fenced), without reading it back.
+    staged = {"source_name": source_name, "size": downloaded.size, "sha256": downloaded.sha256}
+    return dataclasses.replace(row, status="staged", file_name=file_name, last_error=None, **staged)
 
 
 def relative_path_for(dest: Destination, row: ExportRow) -> str:
@@ -188,13 +190,14 @@ def publish_everywhere(rt: ExportRuntime, row: ExportRow) -> tuple[dict[str, Rec
     Slate already imported is recorded as delivered, not sent again. ClaimLost propagates: a run
     that lost the export must stop, not record a failure under another run's claim.
     """
-    rt.ledger.ensure_deliveries(row.uid, sorted(rt.destinations), me=rt.owner)
+    owed = rt.ledger.ensure_deliveries(row.uid, sorted(rt.destinations), me=rt.owner)
     receipts: dict[str, Receipt] = {}
     failures: dict[str, str] = {}
     local = rt.staging_path(row.uid, row.file_name or "")
-    intents = {i.destination: i for i in rt.ledger.open_intents(row.uid)}
-    taken = taken_by_importer(rt, row.uid)
-    for delivery in rt.ledger.deliveries_for(row.uid):
+    history = rt.ledger.intents_for(row.uid)  # oldest first: the newest open one per destination wins
+    intents = {i.destination: i for i in history if i.status == "open"}
+    taken = {i.destination for i in history if i.status == "taken"}
+    for delivery in owed:
         if delivery.destination not in rt.destinations:
             continue
         dest = rt.destinations[delivery.destination]
@@ -276,11 +279,6 @@ SETTLED_NOTES = {
     "present": "already there, identical (an interrupted run had renamed it)",
     "taken": "taken by the importer: an interrupted run renamed it and Slate imported it; delivered once",
 }
-
-
-def taken_by_importer(rt: ExportRuntime, uid: str) -> set[str]:
-    """Destinations where settling found the export taken by Slate's importer (the ledger's intents)."""
-    return {i.destination for i in rt.ledger.intents_for(uid) if i.status == "taken"}
 
 
 def _taken_receipt(dest: Destination, relative: str, size: int | None, sha256: str | None) -> Receipt:
@@ -422,16 +420,18 @@ def check_receivers(rt: ExportRuntime) -> list[str]:
     return []
 
 
-def finalize(rt: ExportRuntime, row: ExportRow) -> bool:
-    """Mark the export delivered and free staging only when every destination has confirmed it."""
+def finalize(rt: ExportRuntime, row: ExportRow) -> list[DeliveryRow] | None:
+    """Mark the export delivered and free staging only when every destination has confirmed it.
+
+    Returns the export's delivery rows when it is delivered everywhere (for the report), else None."""
     deliveries = rt.ledger.deliveries_for(row.uid)
     wanted = set(rt.destinations)
     done = {d.destination for d in deliveries if d.status == "delivered"}
     if not wanted <= done:
-        return False
+        return None
     rt.ledger.mark_export_delivered(row.uid, me=rt.owner)
     shutil.rmtree(rt.staging_folder(row.uid), ignore_errors=True)
-    return True
+    return deliveries
 
 
 def clean_delivered_staging(rt: ExportRuntime) -> None:

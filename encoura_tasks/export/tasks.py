@@ -154,22 +154,23 @@ def deliver_export(uid: str, label: str = "export") -> ExportOutcome:
     construction reads its source, a few per cent of a run's CPU over 200 files)."""
     rt = current(ExportRuntime)
     logger = get_run_logger()
-    row = rt.ledger.get_export(uid)
-    outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
     if not rt.ledger.claim_export(uid, rt.owner):
+        row = rt.ledger.get_export(uid)
+        outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
         outcome.status = "skipped"
         outcome.error = "another run is delivering this export right now"
         logger.info("Export %s is being delivered by another run; leaving it to that run", uid)
         return outcome
     try:
-        row = rt.ledger.get_export(uid)  # re-read under the claim: another run may have finished it meanwhile
+        row = rt.ledger.get_export(uid)  # read under the claim: another run may have finished it meanwhile
+        outcome = ExportOutcome(uid=uid, product_key=row.product_key if row else "")
         if row is None or row.status not in ("listed", "staged"):
             outcome.status = "skipped"
             outcome.error = f"already {row.status if row else 'gone'} (another run finished it)"
             logger.info("Export %s was finished by another run meanwhile; nothing to do", uid)
             return outcome
         try:
-            row = export_steps.stage(rt, uid)
+            row = export_steps.stage(rt, uid, row)
         except ExportRejected as exc:
             outcome.status, outcome.error = "rejected", str(exc)
             logger.error("%s", exc)
@@ -192,9 +193,9 @@ def deliver_export(uid: str, label: str = "export") -> ExportOutcome:
             outcome.deliveries[name] = receipt.final_path
         for name, error in failures.items():
             outcome.deliveries[name] = f"FAILED: {error}"
-        if finalized:
+        if finalized is not None:
             outcome.status = "delivered"
-            for delivery in rt.ledger.deliveries_for(uid):
+            for delivery in finalized:
                 outcome.deliveries.setdefault(delivery.destination, delivery.final_path or "")
             emit_export_delivered(uid, outcome.product_key, outcome.file_name, outcome.size, outcome.deliveries)
         else:
