@@ -32,6 +32,7 @@ from bench.exports import (
     make_big_file,
     run_baseline,
     run_export_flow,
+    run_flow_process,
     run_rclone,
     verify_arrived,
     write_local_copies,
@@ -39,6 +40,7 @@ from bench.exports import (
 from bench.infra import PrefectServer, Proxy, SshServer, ensure_tools, run_measured, temp_dir
 from bench.machine import machine_info
 from bench.report import docs_target, evaluate_targets, markdown_table, update_docs_table
+from encoura_tasks.export.settings import RunSettings
 from sandbox.encoura import SandboxServer
 from sandbox.encoura.samples import sample_csv
 
@@ -351,7 +353,13 @@ def memory(stack: Stack, proxy: Proxy, args: argparse.Namespace) -> dict[str, An
 
 
 def orchestration(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    runs = []
+    """Our flow's per-file cost with tiny files, beside the floor Prefect alone sets on the same server.
+
+    Interleaved by count (our flow, the bare floor, the floor with two durable commits; then the same
+    with the bigger count), so the server's growing database and the machine's load weigh alike on all.
+    """
+    ours: list[dict[str, Any]] = []
+    floors: dict[str, list[dict[str, Any]]] = {"floor": [], "floor_durable": []}
     for count in args.tiny_counts:
         log(f"orchestration: {count} exports of 1 KB to a local folder")
         stack.sandbox.reset()
@@ -360,22 +368,86 @@ def orchestration(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         dest.mkdir(parents=True, exist_ok=True)  # the export refuses a missing root folder
         run = run_export_flow(stack, label=f"tiny-{count}", dest_env={"DESTINATIONS__LOCAL__URL": dest.as_uri()})
         run["verify"] = verify_arrived(dest, expected)
-        run["files"] = count
-        run["ms_per_file_wall"] = round(run["seconds"] * 1000 / count, 1)
-        if run.get("flow_run_seconds"):
-            run["ms_per_file_flow_run"] = round(run["flow_run_seconds"] * 1000 / count, 1)
-        runs.append(run)
+        ours.append(_per_file(run, count))
+        for key in floors:
+            extra = " + 2 durable commits each" if key == "floor_durable" else ""
+            log(f"orchestration floor: {count} no-op Prefect tasks{extra}")
+            floors[key].append(_per_file(_floor_run(stack, count, durable=key == "floor_durable"), count))
+    out: dict[str, Any] = {"runs": ours, **_slopes(ours)}
+    for key, runs in floors.items():
+        out[key] = {"runs": runs, **_slopes(runs)}
+        for ratio, slope in (
+            ("ours_over_floor_wall", "ms_per_file_marginal"),
+            ("ours_over_floor_cpu", "cpu_ms_per_file_marginal"),
+        ):
+            if out.get(slope) is not None and out[key].get(slope):
+                out[key][ratio] = round(out[slope] / out[key][slope], 2)
+    return out
+
+
+def _per_file(run: dict[str, Any], count: int) -> dict[str, Any]:
+    run["files"] = count
+    run["ms_per_file_wall"] = round(run["seconds"] * 1000 / count, 1)
+    if run.get("flow_run_seconds"):
+        run["ms_per_file_flow_run"] = round(run["flow_run_seconds"] * 1000 / count, 1)
+    return run
+
+
+def _slopes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-file cost without the fixed start-up and listing: the slope between the two batch sizes."""
     few, many = runs
-    out: dict[str, Any] = {"runs": runs}
+    files = many["files"] - few["files"]
+    out: dict[str, Any] = {}
     if few.get("flow_run_seconds") and many.get("flow_run_seconds"):
-        # The slope between two batch sizes: per-file cost without the fixed start-up and listing.
-        out["ms_per_file_marginal"] = round(
-            (many["flow_run_seconds"] - few["flow_run_seconds"]) * 1000 / (many["files"] - few["files"]), 1
-        )
+        out["ms_per_file_marginal"] = round((many["flow_run_seconds"] - few["flow_run_seconds"]) * 1000 / files, 1)
     # CPU is what a loaded machine cannot hide: the same slope in CPU time (user + system).
-    out["cpu_ms_per_file_marginal"] = round(
-        (many["cpu_seconds"] - few["cpu_seconds"]) * 1000 / (many["files"] - few["files"]), 1
-    )
+    out["cpu_ms_per_file_marginal"] = round((many["cpu_seconds"] - few["cpu_seconds"]) * 1000 / files, 1)
+    # The whole process too: Prefect sends task-run states and logs to the server in the background,
+    # and a flow whose tasks finish faster than the server takes them in ends with a backlog that
+    # the process drains after the flow run; and the server's CPU, a cost on the same cores.
+    out["process_ms_per_file_marginal"] = round((many["seconds"] - few["seconds"]) * 1000 / files, 1)
+    if few.get("server_cpu_seconds") is not None and many.get("server_cpu_seconds") is not None:
+        server = many["server_cpu_seconds"] - few["server_cpu_seconds"]
+        out["server_cpu_ms_per_file_marginal"] = round(server * 1000 / files, 1)
+        # Until the server has taken in everything the run sent: the cost a next run would feel.
+        settled = [r["seconds"] + r["server_settle_seconds"] for r in (few, many)]
+        out["settled_ms_per_file_marginal"] = round((settled[1] - settled[0]) * 1000 / files, 1)
+    return out
+
+
+# As bench/orchestration_floor.py names them (not imported: it sets up Prefect's environment on import).
+FLOOR_FLOWS = {False: "orchestration-floor", True: "orchestration-floor-durable"}
+
+
+def _floor_run(stack: Stack, count: int, *, durable: bool) -> dict[str, Any]:
+    """`python -m bench.orchestration_floor`, measured like our flow's run (process, then Prefect's timing)."""
+    label = f"floor{'-durable' if durable else ''}-{count}"
+    cwd = stack.workdir / f"cwd-{label}"
+    cwd.mkdir(parents=True, exist_ok=True)
+    defaults = RunSettings.model_fields  # our flow's defaults: the bench sets none of them
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.orchestration_floor",
+        "--count",
+        str(count),
+        "--window",
+        str(defaults["max_parallel_files"].default),
+        "--retries",
+        str(defaults["task_retries"].default),
+        "--retry-delay",
+        str(defaults["task_retry_delay_seconds"].default),
+    ]
+    if durable:
+        argv += ["--durable-db", str(cwd / "floor.sqlite3")]
+    flow_name = FLOOR_FLOWS[durable]
+    out, result = run_flow_process(stack, argv, stack.base_env(), cwd=cwd, flow_name=flow_name)
+    report: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, IndexError):
+        report = json.loads(result.output.strip().splitlines()[-1])
+    completed, delivered = report.get("completed"), report.get("rows_delivered", None if durable else count)
+    sound = report.get("flow") == flow_name and completed == count and delivered == count
+    out["verify"] = {"ok": sound, "files": count, "problems": [] if sound else [f"{completed} tasks, {delivered} rows"]}
     return out
 
 

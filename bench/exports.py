@@ -185,11 +185,27 @@ def run_export_flow(
         out_file = stack.profiles / f"{label}.txt"
         sampler = [stack.profiler, "record", "--gil", "--format", "raw", "--rate", "100", "--output", str(out_file)]
         argv = [*sampler, "--", *argv]
+    return run_flow_process(stack, argv, env, cwd=cwd, flow_name="encoura-export")[0]
+
+
+def run_flow_process(
+    stack: Stack, argv: list[str], env: dict[str, str], *, cwd: Path, flow_name: str
+) -> tuple[dict[str, Any], ProcessResult]:
+    """One measured process that runs flow `flow_name`: wall, CPU and RSS of the process, Prefect's own
+    timing of the flow run, and the Prefect server's CPU meanwhile (what the run cost the server).
+    Also the process's result, for its output."""
+    stack.prefect.wait_idle()  # an earlier run's backlog at the server is not this run's
+    server_cpu = stack.prefect.cpu_seconds()
     wall_start = time.time()
     result = run_measured(argv, env, cwd=cwd)
     wall_end = time.time()
-    out = _process_summary(result)
-    run = stack.prefect.last_flow_run("encoura-export")
+    settled = stack.prefect.wait_idle()  # the server's share of this run ends when it is idle again
+    server_cpu_after = stack.prefect.cpu_seconds()
+    out = process_summary(result)
+    if server_cpu is not None and server_cpu_after is not None:
+        out["server_cpu_seconds"] = round(server_cpu_after - server_cpu, 2)
+        out["server_settle_seconds"] = round(settled, 2)
+    run = stack.prefect.last_flow_run(flow_name)
     if run is not None:
         out["flow_run_seconds"] = round(float(run.get("total_run_time") or 0.0), 3)
         out["flow_run_state"] = (run.get("state") or {}).get("type")
@@ -200,7 +216,7 @@ def run_export_flow(
             ended = datetime.fromisoformat(run["end_time"]).timestamp()
             out["startup_seconds"] = round(began - wall_start, 3)
             out["teardown_seconds"] = round(wall_end - ended, 3)
-    return out
+    return out, result
 
 
 def run_baseline(stack: Stack, *, label: str, remote_dir: str, port: int) -> dict[str, Any]:
@@ -214,7 +230,7 @@ def run_baseline(stack: Stack, *, label: str, remote_dir: str, port: int) -> dic
         "BASELINE_DOWNLOAD_DIR": str(stack.workdir / f"download-{label}"),
     }
     result = run_measured([sys.executable, "-m", "bench.baseline_script"], env, cwd=stack.workdir)
-    out = _process_summary(result)
+    out = process_summary(result)
     last = result.output.strip().splitlines()[-1:] or [""]
     with contextlib.suppress(ValueError):
         out.update(json.loads(last[0]))
@@ -245,10 +261,10 @@ def run_rclone(stack: Stack, *, source: Path, remote_dir: str, port: int, transf
         "--stats",
         "0",
     ]
-    return _process_summary(run_measured(argv, env, cwd=stack.workdir))
+    return process_summary(run_measured(argv, env, cwd=stack.workdir))
 
 
-def _process_summary(result: ProcessResult) -> dict[str, Any]:
+def process_summary(result: ProcessResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "seconds": round(result.seconds, 3),
         "returncode": result.returncode,

@@ -280,6 +280,29 @@ class PrefectServer:
     def stop(self) -> None:
         stop_process(self.proc, timeout=15)
 
+    def cpu_seconds(self) -> float | None:
+        """The server process's CPU time so far (user + system, all its threads); None when not ours."""
+        if self.proc is None:
+            return None
+        return process_cpu_seconds(self.proc.pid)
+
+    def wait_idle(self, *, window: float = 0.5, busy_share: float = 0.1, timeout: float = 60.0) -> float:
+        """Wait until the server uses under `busy_share` of a core over `window`; returns the seconds waited.
+
+        The server takes in task-run states and logs in the background, after the client sent them and
+        even after it exited: a run that starts before that backlog is gone competes with it for the
+        cores, and its server CPU would count the previous run's. Not ours (None): returns at once.
+        """
+        started = time.monotonic()
+        before = self.cpu_seconds()
+        while before is not None and time.monotonic() - started < timeout:
+            time.sleep(window)
+            after = self.cpu_seconds()
+            if after is None or after - before < busy_share * window:
+                break
+            before = after
+        return time.monotonic() - started
+
     def last_flow_run(self, name: str) -> dict | None:
         """The newest run of flow `name` (Prefect's own start/end times, without process start-up)."""
         with httpx.Client(base_url=self.api_url, timeout=10) as client:
@@ -290,6 +313,18 @@ class PrefectServer:
             response.raise_for_status()
             runs = response.json()
             return runs[0] if runs else None
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a running process (all threads, and children it has waited for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------- measured subprocess

@@ -250,6 +250,7 @@ def markdown_table(r: dict[str, Any]) -> str:
                 _met(t.get("orchestration_ms_per_file")),
             )
         )
+        lines.extend(_floor_rows(orch))
     flows = r.get("flows")
     if flows:
         c = flows.get("canvas", {})
@@ -280,6 +281,70 @@ def markdown_table(r: dict[str, Any]) -> str:
         else:
             lines.append(_row("Encoura upload flow", "**failed** (see the JSON)", "-", "-"))
     return "\n".join(lines) + "\n"
+
+
+def _floor_rows(orch: dict[str, Any]) -> list[str]:
+    """The floors under the orchestration row (bench/orchestration_floor.py): no target, they are what
+    Prefect (and the durable commits) cost per file on this machine and server, whatever our code does."""
+    lines = []
+    for key, label in (
+        ("floor", "... floor: bare Prefect, one no-op task run per file (same task runner, window, server; slope)"),
+        ("floor_durable", "... floor: the same + 2 durable SQLite commits per task (WAL, synchronous=FULL)"),
+    ):
+        floor = orch.get(key)
+        if not floor:
+            continue
+        failed = next((v for run in floor["runs"] if (v := _verified(run))), "")
+        lines.append(
+            _row(
+                label,
+                f"{floor.get('ms_per_file_marginal', '-')} ms wall, {floor.get('cpu_ms_per_file_marginal', '-')} ms CPU"
+                f"{failed}",
+                "-",
+                "-",
+            )
+        )
+    for key, label in (
+        ("floor", "... our orchestration / bare-Prefect floor"),
+        ("floor_durable", "... our orchestration / floor with 2 durable commits"),
+    ):
+        floor = orch.get(key) or {}
+        wall, cpu = floor.get("ours_over_floor_wall"), floor.get("ours_over_floor_cpu")
+        if wall is not None or cpu is not None:
+            lines.append(_row(label, f"{_x(wall)} wall, {_x(cpu)} CPU", "-", "-"))
+    contenders = [("ours", orch), ("floor", orch.get("floor")), ("floor + commits", orch.get("floor_durable"))]
+    present = [(name, c) for name, c in contenders if c and "process_ms_per_file_marginal" in c]
+    if len(present) > 1:
+        names = " / ".join(name for name, _ in present)
+
+        def each(key: str) -> str:
+            return " / ".join(f"{c.get(key, '-')}" for _, c in present)
+
+        lines.append(
+            _row(
+                f"... slope of the whole process, start to exit (Prefect's flush of task-run states and logs "
+                f"after the flow run included): {names}",
+                f"{each('process_ms_per_file_marginal')} ms",
+                "-",
+                "-",
+            )
+        )
+        if any("settled_ms_per_file_marginal" in c for _, c in present):
+            lines.append(
+                _row(
+                    f"... slope until the Prefect server is idle again (it takes those states in after the "
+                    f"process sent them, even after it exited), and of the server's CPU: {names}",
+                    f"{each('settled_ms_per_file_marginal')} ms wall; {each('server_cpu_ms_per_file_marginal')} ms "
+                    "server CPU",
+                    "-",
+                    "-",
+                )
+            )
+    return lines
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _v(t: dict[str, Any], key: str, unit: str) -> str:

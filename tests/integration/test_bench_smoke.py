@@ -129,3 +129,36 @@ def test_docs_table_replaced_between_markers_or_under_latest_run(tmp_path: Path)
     assert page == tmp_path / "docs" / "performance.md"
     assert update_docs_table(page, "| t |\n") == "appended"
     assert "## Latest run" in page.read_text() and "| t |" in page.read_text()
+
+
+def test_report_shows_the_orchestration_floors_beside_ours_without_a_target() -> None:
+    def runs(ok: bool = True) -> list[dict[str, object]]:
+        return [
+            {"files": 20, "seconds": 5.0, "ms_per_file_wall": 250.0, "returncode": 0, "verify": {"ok": True}},
+            {"files": 200, "seconds": 9.0, "ms_per_file_wall": 45.0, "returncode": 0, "verify": {"ok": ok}},
+        ]
+
+    def floor(wall: float, ok: bool = True) -> dict[str, object]:
+        return {
+            "runs": runs(ok),
+            "ms_per_file_marginal": wall,
+            "cpu_ms_per_file_marginal": 10.0,
+            "process_ms_per_file_marginal": wall + 1,
+            "ours_over_floor_wall": round(40.0 / wall, 2),
+            "ours_over_floor_cpu": 3.0,
+        }
+
+    orchestration = {"runs": runs(), "ms_per_file_marginal": 40.0, "cpu_ms_per_file_marginal": 30.0}
+    orchestration |= {"process_ms_per_file_marginal": 41.0, "floor": floor(16.0), "floor_durable": floor(20.0, False)}
+    results: dict[str, object] = {"orchestration": orchestration}
+    results["targets"] = evaluate_targets(results)
+    assert list(results["targets"]) == ["orchestration_ms_per_file"]  # the floors set no target
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in markdown_table(results).splitlines()}
+    assert "| <= 10 ms |" in rows["Orchestration overhead per file (slope between the two batches)"]
+    bare = next(line for label, line in rows.items() if label.startswith("... floor: bare Prefect"))
+    assert "16.0 ms wall, 10.0 ms CPU | - | - |" in bare
+    durable = next(line for label, line in rows.items() if label.startswith("... floor: the same + 2 durable"))
+    assert "NOT VERIFIED" in durable
+    assert "2.50x wall, 3.00x CPU | - | - |" in rows["... our orchestration / bare-Prefect floor"]
+    whole = next(line for label, line in rows.items() if label.startswith("... slope of the whole process"))
+    assert "41.0 / 17.0 / 21.0 ms" in whole
