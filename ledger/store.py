@@ -629,9 +629,10 @@ class Ledger:
             for name in missing:
                 pending = {"export_uid": uid, "destination": name, "status": "pending", "attempts": 0}
                 conn.execute(_INSERT_DELIVERY, pending)
-            if not missing:
-                return have
-            return [_row(DeliveryRow, r) for r in conn.execute(_DELIVERIES_FOR, {"b_uid": uid})]
+                # What the row now holds (every other column NULL), without reading it back.
+                empty = {"relative_path": None, "final_path": None, "size": None, "sha256": None, "last_error": None}
+                have.append(DeliveryRow(**pending, **empty))
+            return sorted(have, key=lambda d: d.destination)  # the order _DELIVERIES_FOR gives
 
     def deliveries_for(self, uid: str) -> list[DeliveryRow]:
         with self._read() as conn:
