@@ -5,8 +5,7 @@ Importing this package registers `SlateSFTPFileSystem` with fsspec for `sftp://`
 
 Public API (see docs/destinations.md, "For flow authors"): `DestinationConfig`, `open_destination`, `filesystem_for`,
 `close_filesystem`, `Destination`, `Receipt`, `PublishError`, `DestinationUnavailable`, `AuthenticationRefused`,
-`HostKeyError`,
-`RootFolderMissing`, `SlateSFTPFileSystem`, the plain functions `publish`, `move_noreplace`, `sweep`,
+`HostKeyError`, `RootFolderMissing`, `SlateSFTPFileSystem`, the plain functions `publish`, `move_noreplace`, `sweep`,
 `probe`, `check_root`, `reachable`, URL helpers `uses_sftp` / `url_protocols`, and the templates
 `PathContext`, `render_path`, `validate_template`.
 """
