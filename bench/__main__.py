@@ -376,13 +376,14 @@ def orchestration(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": ours, **_slopes(ours)}
     for key, runs in floors.items():
         out[key] = {"runs": runs, **_slopes(runs)}
+        # Only against a floor whose runs all completed: a failed one gave a slope like -0.1 ms.
+        if not all((run.get("verify") or {}).get("ok") for run in runs):
+            continue
         for ratio, slope in (
             ("ours_over_floor_wall", "ms_per_file_marginal"),
             ("ours_over_floor_cpu", "cpu_ms_per_file_marginal"),
         ):
-            # Only against a floor whose runs all completed: a failed one gave a slope like -0.1 ms.
-            sound = all((run.get("verify") or {}).get("ok") for run in runs)
-            if sound and out.get(slope) is not None and out[key].get(slope):
+            if out.get(slope) is not None and out[key].get(slope):
                 out[key][ratio] = round(out[slope] / out[key][slope], 2)
     return out
 
