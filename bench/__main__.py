@@ -257,7 +257,10 @@ def _regime_best(st: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 def round_trips(connections: list[dict[str, Any]], files: int) -> dict[str, Any]:
     """Turnarounds counted at the proxy for one run (SSH set-up included; files overlap when parallel)."""
     total = sum(int(c.get("turnarounds", 0)) for c in connections)
+    firsts = [float(c["bulk_first"]) for c in connections if c.get("bulk_first")]
+    lasts = [float(c["bulk_last"]) for c in connections if c.get("bulk_last")]
     return {
+        "transfer_seconds": round(max(lasts) - min(firsts), 3) if firsts and lasts else None,
         "connections": len(connections),
         "turnarounds": total,
         "turnarounds_per_file": round(total / files, 2) if files else None,

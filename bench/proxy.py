@@ -40,6 +40,7 @@ from pathlib import Path
 CHUNK = 64 * 1024
 MAX_IN_FLIGHT_CHUNKS = 256  # bounds memory; 16 MiB per direction per connection at most
 BUCKET_SECONDS = 0.05  # token-bucket depth: 625 kB at 100 Mbit/s
+BULK_CHUNK = 16 * 1024  # an upload's data: SFTP writes arrive in reads this big, requests and acks in far smaller
 
 
 class SharedLink:
@@ -82,6 +83,10 @@ class ConnectionStats:
     gap: float = 0.03
     last_direction: str = ""
     last_up: float = 0.0
+    # Wall-clock times of the first and last bulk upload read: when file data started and stopped
+    # moving, so a run's fixed costs (start-up, login, listing, tear-down) can be told from its transfer.
+    bulk_first: float | None = None
+    bulk_last: float | None = None
 
     def seen(self, direction: str, size: int, now: float) -> None:
         """Record one chunk read from either side, in the order the proxy read them."""
@@ -91,6 +96,10 @@ class ConnectionStats:
             self.up_bytes += size
             self.up_chunks += 1
             self.last_up = now
+            if size >= BULK_CHUNK:
+                wall = time.time()
+                self.bulk_first = self.bulk_first or wall
+                self.bulk_last = wall
         else:
             self.down_bytes += size
             self.down_chunks += 1

@@ -164,6 +164,8 @@ def markdown_table(r: dict[str, Any]) -> str:
                 extra = f", flow run alone {_s(run['flow_run_seconds'])}"
             if run.get("startup_seconds") is not None:
                 extra += f", start-up {_s(run['startup_seconds'])}"
+            if run.get("transfer_seconds") is not None:
+                extra += f", file data moving for {_s(run['transfer_seconds'])}"
             lines.append(
                 _row(
                     label,
