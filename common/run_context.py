@@ -3,14 +3,16 @@ becomes the command line's output and exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from prefect import get_run_logger
-from prefect.context import FlowRunContext
+from prefect import get_client, get_run_logger
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
 
 from common import exit_codes
@@ -26,6 +28,22 @@ def current_flow_run_id() -> str | None:
 
 def in_flow_run() -> bool:
     return FlowRunContext.get() is not None
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[SyncPrefectClient]:
+    """The run's own Prefect client when there is one, else a client for this block.
+
+    The run's client is shared by its task threads and used here without entering it: its
+    enter/exit count is not guarded by a lock, and a count that reached zero would close the
+    client under the run. Reusing it also spares a new connection and TLS context per call.
+    """
+    shared = SyncClientContext.get()
+    if shared is not None:
+        yield shared.client
+        return
+    with get_client(sync_client=True) as client:
+        yield client
 
 
 def report_state(report: dict[str, Any], *, failed: bool) -> State[Any]:

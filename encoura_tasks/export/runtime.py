@@ -30,6 +30,7 @@ def export_runtime() -> Iterator[ExportRuntime]:
     owner = ClaimOwner.current(current_flow_run_id())
     destinations: dict[str, Destination] = {}
     client = EncouraClient(encoura_settings)
+    rt: ExportRuntime | None = None
     try:
         for name, config in sorted(run_settings.destinations.items()):
             destinations[name] = open_destination(name, config)
@@ -43,6 +44,8 @@ def export_runtime() -> Iterator[ExportRuntime]:
         ledger.start_heartbeat(owner)
         yield rt
     finally:
+        if rt is not None:  # what the tasks left running in the background ends with the run
+            rt.background.shutdown(wait=True)
         for dest in destinations.values():
             with contextlib.suppress(Exception):
                 dest.close()

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,8 @@ class ExportRuntime:
         self.unavailable: dict[str, str] = {}  # destination -> why (found by the sweep at start)
         # destination -> temp paths that open publish intents of other live runs still own (not swept)
         self.keep_temps: dict[str, set[str]] = {}
+        # Calls no delivery waits for (renaming a task run in the UI); its one thread starts on first use.
+        self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-background")
 
     def __repr__(self) -> str:
         return f"ExportRuntime(destinations={sorted(self.destinations)})"

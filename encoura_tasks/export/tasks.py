@@ -11,16 +11,19 @@ finishes only what is left.
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 from datetime import timedelta
+from uuid import UUID
 
-from prefect import get_client, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from common.errors import ConfigError
 from common.events import emit_export_delivered
+from common.run_context import prefect_api
 from common.runtime import current
 from common.task_retry import retry_only
 from encoura_tasks.api.errors import DownloadError, EncouraAuthError, EncouraError, EncouraResponseError, ExportRejected
@@ -43,19 +46,26 @@ def name_after_staging(product_key: str, file_name: str, uid: str) -> None:
     """On a first run the file name comes with the download URL, after the task run was named
     `<product> export (<uid>)`: rename the running task run once the name is known.
 
-    A cosmetic step: any failure is logged at debug and never fails the delivery.
+    A cosmetic step, so it is off the delivery's path: the API call runs on the runtime's
+    background thread (`ExportRuntime.background`), which the run drains before it ends. Made in
+    line, it held each of the first files about 0.7 s before its upload could start, while the
+    Prefect server was busy creating the first task runs (measured in the bandwidth benchmark).
+    Any failure is logged at debug and never fails the delivery.
     """
     ctx = TaskRunContext.get()
     name = delivery_run_name(product_key, file_name, uid)
     if ctx is None or ctx.task_run.name == name:
         return
-    # The engine reports every later state as an event carrying this TaskRun, name included, and the
-    # server records those events as they arrive: rename the run's own copy first, so the next state
-    # event carries the new name even if the PATCH below comes before the server has the task run.
     ctx.task_run.name = name
+    # In the task's context: the run logger and the flow's Prefect client are found there.
+    in_task = contextvars.copy_context()
+    current(ExportRuntime).background.submit(in_task.run, _rename_task_run, ctx.task_run.id, name, uid)
+
+
+def _rename_task_run(task_run_id: UUID, name: str, uid: str) -> None:
     try:
-        with get_client(sync_client=True) as client:
-            client.set_task_run_name(ctx.task_run.id, name)  # shown at once, not only at the next state
+        with prefect_api() as client:
+            client.set_task_run_name(task_run_id, name)  # shown at once, not only at the next state
     except Exception as exc:
         get_run_logger().debug("Task run for export %s not renamed yet: %s", uid, type(exc).__name__)
 
