@@ -31,3 +31,33 @@ def test_validation_errors_name_env_vars_and_hide_input() -> None:
     assert "ENCOURA_PORT" in text
     assert "SECRET" not in text
     assert isinstance(err, ConfigError) and len(err.problems) == 2
+
+
+def test_a_hosts_limit_is_read_once_by_the_files_that_start_together(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Eight files starting at once ask one question of the Prefect server, not eight."""
+    import threading
+    import time
+
+    from common import host_limits
+
+    calls: list[str] = []
+
+    def slow_read(name: str) -> bool:
+        calls.append(name)
+        time.sleep(0.2)  # a busy server: the other threads arrive while this one waits
+        return False
+
+    monkeypatch.setattr(host_limits, "_read_limit", slow_read)
+    host_limits.reset_cache()
+    answers: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(host_limits.limit_exists("sftp:slate.example.edu")))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    host_limits.reset_cache()
+    assert calls == ["sftp:slate.example.edu"]
+    assert answers == [False] * 8
