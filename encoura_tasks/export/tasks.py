@@ -56,6 +56,9 @@ def name_after_staging(product_key: str, file_name: str, uid: str) -> None:
     name = delivery_run_name(product_key, file_name, uid)
     if ctx is None or ctx.task_run.name == name:
         return
+    # The engine reports every later state as an event carrying this TaskRun, name included, and the
+    # server records those events as they arrive: rename the run's own copy first, so the next state
+    # event carries the new name even if the PATCH below comes before the server has the task run.
     ctx.task_run.name = name
     # In the task's context: the run logger and the flow's Prefect client are found there.
     in_task = contextvars.copy_context()
