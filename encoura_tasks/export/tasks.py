@@ -47,7 +47,7 @@ def name_after_staging(product_key: str, file_name: str, uid: str) -> None:
     `<product> export (<uid>)`: rename the running task run once the name is known.
 
     A cosmetic step, so it is off the delivery's path: the API call runs on the runtime's
-    background thread (`ExportRuntime.background`), which the run drains before it ends. Made in
+    background threads (`ExportRuntime.background`), which the run drains before it ends. Made in
     line, it held each of the first files about 0.7 s before its upload could start, while the
     Prefect server was busy creating the first task runs (measured in the bandwidth benchmark).
     Any failure is logged at debug and never fails the delivery.
